@@ -1,0 +1,37 @@
+# Redis Patterns Lab. `make lab` opens the workbook, `make test` checks it; both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test unit notebooks lint bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required (set PYTHON=python3.12, say)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -e .
+	@touch $@
+
+lab: $(STAMP)  ## open JupyterLab at the first notebook
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 notebooks/00_setup_and_round_trips.ipynb
+
+test: $(STAMP)  ## lint, unit tests against a real server, then every notebook under nbval
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)  ## the unit tests only
+	$(BIN)/python -m pytest tests
+
+notebooks: $(STAMP)  ## re-execute every notebook in place so stored outputs and charts are fresh
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=300 notebooks/[0-9][0-9]_*.ipynb
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)  ## speed and memory targets (by hand; never part of `make test`)
+	@test -f requirements-bench.txt && $(BIN)/python -m pip install --quiet -r requirements-bench.txt || true
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
