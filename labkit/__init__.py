@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labkit.claims import Claims
 from labkit.keys import Namespace, escape_glob, namespace
 from labkit.server import (
     NotPrivateServerError,
@@ -30,6 +31,7 @@ from labkit.server import (
 )
 
 __all__ = [
+    "Claims",
     "Namespace",
     "NotPrivateServerError",
     "RedisServer",
