@@ -34,17 +34,7 @@ def color(variant: str) -> str:
     return PALETTE[zlib.crc32(variant.encode()) % len(PALETTE)]
 
 
-STYLE: dict[str, Any] = {
-    "figure.figsize": (7.0, 4.0),
-    "figure.dpi": 100,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.titlesize": 12,
-    "axes.titleweight": "bold",
-    "legend.frameon": False,
-}
+FIGSIZE = (7.0, 4.0)
 
 
 def chart(
@@ -61,21 +51,22 @@ def chart(
     for name, value in (("title", title), ("xlabel", xlabel), ("ylabel", ylabel)):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{name} must be a non-empty string: every chart is labelled")
-    with plt.rc_context(STYLE):
-        if ax is None:
-            fig, ax = plt.subplots(figsize=figsize or STYLE["figure.figsize"])
-        else:
-            fig = ax.figure
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=STYLE["grid.alpha"])
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        if logx:
-            ax.set_xscale("log")
-        if logy:
-            ax.set_yscale("log")
+    # Styled per axes rather than through rc_context: leaving an rc_context resets the
+    # backend setting, and Jupyter's inline backend then stops showing new figures.
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize or FIGSIZE)
+    else:
+        fig = ax.figure
+    ax.set_title(title, fontsize=12, fontweight="bold")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     return fig, ax
 
 
