@@ -58,10 +58,16 @@ class RoundTripCounter:
         self.count = 0
 
 
-def counting_client(r: redis.Redis) -> tuple[redis.Redis, RoundTripCounter]:
-    """A new client to the same server as ``r`` that counts its round trips.
+def _cluster_kwargs(node_kwargs: dict[str, Any]) -> dict[str, Any]:
+    keep = ("decode_responses", "username", "password", "socket_timeout", "encoding")
+    return {k: node_kwargs[k] for k in keep if k in node_kwargs}
 
-    The counter starts at 0 after the connection handshake, so it counts only your calls.
+
+def counting_client(r: Any) -> tuple[Any, RoundTripCounter]:
+    """A new client to the same server (or cluster) as ``r`` that counts its round trips.
+
+    Connection handshakes are not counted, so it counts only your calls. On a cluster a
+    pipeline costs one round trip per node it touches.
     """
     counter = RoundTripCounter()
 
@@ -70,9 +76,27 @@ def counting_client(r: redis.Redis) -> tuple[redis.Redis, RoundTripCounter]:
             counter.count += 1
             super().send_packed_command(command, check_health)
 
-    kwargs = dict(r.connection_pool.connection_kwargs)
-    pool = redis.ConnectionPool(connection_class=CountingConnection, **kwargs)
-    client = redis.Redis(connection_pool=pool)
+        def connect(self) -> None:
+            # The handshake (CLIENT SETINFO, AUTH, ...) is not the caller's round trip.
+            before = counter.count
+            super().connect()
+            counter.count = before
+
+    client: Any
+    if hasattr(r, "get_default_node"):  # a cluster: every node's pool counts into one total
+        from redis.cluster import RedisCluster
+
+        node = r.get_default_node()
+        client = RedisCluster.from_url(
+            f"redis://{node.host}:{node.port}",
+            connection_class=CountingConnection,
+            **_cluster_kwargs(node.redis_connection.connection_pool.connection_kwargs),
+        )
+    else:
+        pool = redis.ConnectionPool(
+            connection_class=CountingConnection, **r.connection_pool.connection_kwargs
+        )
+        client = redis.Redis(connection_pool=pool)
     client.ping()
     counter.reset()
     return client, counter

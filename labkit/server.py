@@ -146,17 +146,21 @@ def probe_client(host: str, port: int) -> redis.Redis:
     )
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _free_port(rng: random.Random) -> int:
-    """A port in PORT_RANGE that nothing listens on right now."""
+    """A port in PORT_RANGE that is free, and whose cluster bus port (+10000) is free too."""
     for _ in range(200):
         port = rng.randint(*PORT_RANGE)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            if port + 10000 <= 65535:
-                return port
+        if _port_is_free(port) and _port_is_free(port + 10000):
+            return port
     raise ServerNotFoundError(f"no free TCP port found in {PORT_RANGE}")
 
 
@@ -314,6 +318,153 @@ class RedisServer:
         return f"<RedisServer {self.backend} {self.url} {state}>"
 
 
+CLUSTER_SLOTS = 16384
+
+
+class LocalCluster:
+    """A private Redis Cluster on this machine: ``masters`` primaries, each with
+    ``replicas`` replicas, all from the same server binary as ``RedisServer``.
+
+        with LocalCluster(masters=3, replicas=1) as cluster:
+            rc = cluster.client()          # a redis.cluster.RedisCluster
+
+    Slots are split evenly over the primaries (``CLUSTER ADDSLOTSRANGE`` where the server
+    has it, ``ADDSLOTS`` otherwise). ``start`` returns once every node reports
+    ``cluster_state:ok`` and every replica is linked to its primary. ``node_timeout_ms`` is
+    how long a primary may be unreachable before its replica is promoted.
+
+    What it does not do: survive a restart (nothing is persisted), or span machines.
+    """
+
+    def __init__(
+        self,
+        masters: int = 3,
+        replicas: int = 0,
+        *,
+        backend: str | None = None,
+        node_timeout_ms: int = 2000,
+        **config: Any,
+    ) -> None:
+        if not isinstance(masters, int) or masters < 1:
+            raise ValueError(f"masters must be an int >= 1, got {masters!r}")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ValueError(f"replicas must be an int >= 0, got {replicas!r}")
+        if node_timeout_ms <= 0:
+            raise ValueError(f"node_timeout_ms must be > 0, got {node_timeout_ms}")
+        self.masters = masters
+        self.replicas = replicas
+        self.nodes: list[RedisServer] = [
+            RedisServer(
+                backend=backend,
+                cluster_enabled=True,
+                cluster_config_file="nodes.conf",
+                cluster_node_timeout=node_timeout_ms,
+                # a replica's first sync starts at once instead of after the default 5 s
+                repl_diskless_sync_delay=0,
+                **config,
+            )
+            for _ in range(masters * (1 + replicas))
+        ]
+        self.backend = self.nodes[0].backend
+
+    @property
+    def primaries(self) -> list[RedisServer]:
+        return self.nodes[: self.masters]
+
+    @property
+    def host(self) -> str:
+        return self.nodes[0].host
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def running(self) -> bool:
+        return all(node.running for node in self.nodes)
+
+    def start(self) -> LocalCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+            self._form()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _form(self) -> None:
+        first = self.nodes[0].client()
+        for node in self.nodes[1:]:
+            first.execute_command("CLUSTER", "MEET", node.host, node.port)
+        per_master = CLUSTER_SLOTS // self.masters
+        for i, node in enumerate(self.primaries):
+            low = i * per_master
+            high = CLUSTER_SLOTS - 1 if i == self.masters - 1 else low + per_master - 1
+            client = node.client()
+            try:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
+            except redis.exceptions.ResponseError:  # servers before 7.0
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(low, high + 1))
+        def knows_everyone(c: redis.Redis) -> bool:
+            lines = str(c.execute_command("CLUSTER", "NODES")).splitlines()
+            return len(lines) == len(self.nodes) and not any("handshake" in ln for ln in lines)
+
+        self._wait(knows_everyone, "every node to see every other node")
+        for i, replica in enumerate(self.nodes[self.masters :]):
+            primary = self.primaries[i % self.masters].client()
+            primary_id = primary.execute_command("CLUSTER", "MYID")
+            replica.client().execute_command("CLUSTER", "REPLICATE", primary_id)
+        self._wait(
+            lambda c: "cluster_state:ok" in str(c.execute_command("CLUSTER", "INFO")),
+            "cluster_state:ok",
+        )
+        self._wait(
+            lambda c: (
+                c.info("replication")["role"] == "master"
+                or c.info("replication").get("master_link_status") == "up"
+            ),
+            "replicas to link to their primaries",
+        )
+
+    def _wait(self, ready: Any, what: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        clients = [node.client() for node in self.nodes]
+        while not all(ready(c) for c in clients):
+            if time.monotonic() > deadline:
+                raise ServerNotFoundError(
+                    f"the local cluster did not reach {what} in {timeout:.0f} s"
+                )
+            time.sleep(0.05)
+
+    def client(self, **kwargs: Any) -> Any:
+        """A ``redis.cluster.RedisCluster`` for this cluster (``decode_responses=True``)."""
+        from redis.cluster import RedisCluster
+
+        kwargs.setdefault("decode_responses", True)
+        return RedisCluster(host=self.host, port=self.port, **kwargs)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (
+            f"<LocalCluster {self.masters}x(1+{self.replicas}) {self.backend} {self.url} {state}>"
+        )
+
+
 class _DockerServer:
     """A private server in a Docker container, through testcontainers (Ryuk reaps it)."""
 
@@ -376,8 +527,19 @@ def _forced_backend() -> str | None:
     return forced
 
 
-def _private_server(forced: str | None) -> Any:
-    """Start (once per process) the private server behind ``connect()``."""
+def _private_server(forced: str | None, cluster: bool = False) -> Any:
+    """Start (once per process) the private server, or cluster, behind ``connect()``."""
+    if cluster:
+        if forced == "docker":
+            raise ServerNotFoundError(
+                "LABKIT_SERVER=docker cannot start a local cluster; use binary or embedded, "
+                "or point REDIS_URL at a cluster you run."
+            )
+        with _PRIVATE_LOCK:
+            cached = _PRIVATE.get(("cluster", True))
+            if cached is None or not cached.running:
+                cached = _PRIVATE[("cluster", True)] = LocalCluster(backend=forced).start()
+            return cached
     if forced == "docker":
         candidates = ["docker"]
     elif forced in ("binary", "embedded"):
@@ -407,13 +569,17 @@ def _private_server(forced: str | None) -> Any:
     raise ServerNotFoundError(_NO_SERVER_HELP)
 
 
-def connect(url: str | None = None, **client_kwargs: Any) -> redis.Redis:
+def connect(url: str | None = None, *, cluster: bool | None = None, **client_kwargs: Any) -> Any:
     """Return a client (``decode_responses=True``) for the workbook's server.
 
     ``url`` overrides ``REDIS_URL``. Without either, a private server is started for this
-    process (see the module docstring). Errors are one sentence naming what to change.
+    process (see the module docstring). ``cluster=True`` (or ``LABKIT_CLUSTER=1``) returns a
+    ``redis.cluster.RedisCluster``: for ``REDIS_URL`` pointing at a cluster, or for a private
+    three-primary ``LocalCluster``. Errors are one sentence naming what to change.
     """
     forced = _forced_backend()
+    if cluster is None:
+        cluster = _cluster_requested()
     url = url or os.environ.get("REDIS_URL") or None
     client_kwargs.setdefault("decode_responses", True)
     if forced == "url" and not url:
@@ -422,29 +588,47 @@ def connect(url: str | None = None, **client_kwargs: Any) -> redis.Redis:
             "or unset LABKIT_SERVER."
         )
     if url and forced in (None, "url"):
-        return _connect_url(url, client_kwargs)
-    server = _private_server(forced)
+        return _connect_url(url, client_kwargs, cluster)
+    server = _private_server(forced, cluster)
+    if cluster:
+        return server.client(**client_kwargs)
     return redis.Redis(host=server.host, port=server.port, **client_kwargs)
 
 
-def _connect_url(url: str, client_kwargs: dict[str, Any]) -> redis.Redis:
+def _cluster_requested() -> bool:
+    value = os.environ.get("LABKIT_CLUSTER", "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ServerNotFoundError(
+        f"LABKIT_CLUSTER={os.environ['LABKIT_CLUSTER']!r} is not 1 or 0; set LABKIT_CLUSTER=1 "
+        "for a cluster, or unset it."
+    )
+
+
+def _connect_url(url: str, client_kwargs: dict[str, Any], cluster: bool = False) -> Any:
     client_kwargs.setdefault("socket_connect_timeout", 2)
     try:
-        r = redis.Redis.from_url(url, **client_kwargs)
+        if cluster:
+            from redis.cluster import RedisCluster
+
+            r = RedisCluster.from_url(url, **client_kwargs)
+        else:
+            r = redis.Redis.from_url(url, **client_kwargs)
+        r.ping()
     except ValueError as exc:
         raise ServerNotFoundError(
             f"REDIS_URL={url!r} is not a valid Redis URL ({exc}); use redis://[:password@]host:port[/db]."
         ) from None
-    try:
-        r.ping()
     except redis.exceptions.AuthenticationError as exc:
         raise ServerNotFoundError(
             f"REDIS_URL={_redact(url)} refused the credentials ({exc}); fix the password in REDIS_URL."
         ) from None
-    except redis.exceptions.ConnectionError as exc:
+    except (redis.exceptions.ConnectionError, redis.exceptions.RedisClusterException) as exc:
         raise ServerNotFoundError(
-            f"REDIS_URL={_redact(url)} did not answer ({exc}). Start that server, fix REDIS_URL, "
-            "or unset REDIS_URL to let labkit start a private server."
+            f"REDIS_URL={_redact(url)} did not answer{' as a cluster' if cluster else ''} ({exc}). "
+            "Start that server, fix REDIS_URL, or unset REDIS_URL to let labkit start a private server."
         ) from None
     return r
 
@@ -466,6 +650,13 @@ def address(r: Any) -> tuple[str, int]:
         return str(node.host), int(node.port)
     kwargs = r.connection_pool.connection_kwargs
     return str(kwargs.get("host", "")), int(kwargs.get("port", 0))
+
+
+def is_cluster(r: Any) -> bool:
+    """True when ``r`` is a cluster client (``redis.cluster.RedisCluster``)."""
+    from redis.cluster import RedisCluster
+
+    return isinstance(r, RedisCluster)
 
 
 def is_private(r: Any) -> bool:

@@ -1,31 +1,47 @@
-"""Shared fixtures: one real server per test session, one namespace per test.
+"""Shared fixtures: real servers for the whole session, one namespace per test.
 
-``redis_client`` comes from ``labkit.connect()``, so the suite runs against whatever a
-learner would get: ``REDIS_URL`` when set (then only namespaced keys are touched), else a
-private server. Tests that need server settings start their own ``RedisServer``.
+``redis_client`` is parametrised: every test that uses it runs twice, once against
+``labkit.connect()``'s server (``REDIS_URL`` when set, then only namespaced keys are touched;
+else a private server) and once against a private three-primary ``LocalCluster``, so every
+pattern is proven to keep its multi-key operations inside one hash slot.
+Tests that need server settings start their own ``RedisServer``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-import redis
 
 import labkit
 from labkit.keys import Namespace
+from labkit.server import LocalCluster
 
 
 @pytest.fixture(scope="session")
-def redis_client() -> Iterator[redis.Redis]:
-    r = labkit.connect()
+def single_client() -> Iterator[Any]:
+    r = labkit.connect(cluster=False)
     yield r
     r.close()
 
 
+@pytest.fixture(scope="session")
+def cluster_client() -> Iterator[Any]:
+    with LocalCluster(masters=3) as cluster:
+        rc = cluster.client()
+        yield rc
+        rc.close()
+
+
+@pytest.fixture(scope="session", params=["single", "cluster"])
+def redis_client(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(f"{request.param}_client")
+
+
 @pytest.fixture
-def ns(redis_client: redis.Redis, request: pytest.FixtureRequest) -> Iterator[Namespace]:
+def ns(redis_client: Any, request: pytest.FixtureRequest) -> Iterator[Namespace]:
     """A namespace named after the test; its keys are deleted when the test ends."""
     name = "test-" + re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:90]
     space = labkit.namespace(redis_client, name)
@@ -35,6 +51,6 @@ def ns(redis_client: redis.Redis, request: pytest.FixtureRequest) -> Iterator[Na
 
 
 @pytest.fixture
-def r(redis_client: redis.Redis, ns: Namespace) -> redis.Redis:
-    """The session's client, for a test that also asks for ``ns``."""
+def r(redis_client: Any, ns: Namespace) -> Any:
+    """The client under test (single node or cluster), for a test that also uses ``ns``."""
     return redis_client

@@ -177,6 +177,7 @@ def test_unknown_labkit_server_value_is_one_clear_sentence() -> None:
 
 
 def test_unreachable_redis_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LABKIT_SERVER", raising=False)
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     with pytest.raises(
         ServerNotFoundError, match=r"REDIS_URL=redis://127.0.0.1:1/0 did not answer"
@@ -185,12 +186,14 @@ def test_unreachable_redis_url_names_the_variable(monkeypatch: pytest.MonkeyPatc
 
 
 def test_malformed_redis_url_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LABKIT_SERVER", raising=False)
     monkeypatch.setenv("REDIS_URL", "http://example")
     with pytest.raises(ServerNotFoundError, match="not a valid Redis URL"):
         labkit.connect()
 
 
 def test_password_is_not_echoed_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LABKIT_SERVER", raising=False)
     monkeypatch.setenv("REDIS_URL", "redis://user:hunter2@127.0.0.1:1")
     with pytest.raises(ServerNotFoundError) as excinfo:
         labkit.connect()
