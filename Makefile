@@ -12,8 +12,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -e .
 	@touch $@
 
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)  ## open JupyterLab at the first notebook
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 notebooks/00_setup_and_round_trips.ipynb
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT) notebooks/00_setup_and_round_trips.ipynb
 
 test: $(STAMP)  ## lint, unit tests against a real server, then every notebook under nbval
 	$(BIN)/ruff check .
