@@ -1,0 +1,533 @@
+"""Server-side sessions in Redis: secure ids, per-field updates, idle and absolute timeouts.
+
+``SessionStore(r)`` keeps each session in a Hash and each user's sessions in an index, so an
+app can log a user out everywhere::
+
+    store = SessionStore(r, idle_ttl=1800, absolute_ttl=8 * 3600, prefix="session:")
+    sid = store.create_session("alice", theme="dark")      # the cookie value
+    store.get_session(sid)                                  # Session(...) or None
+    store.update_session(sid, cart=[3, 7])                  # HSET of that field only
+    sid = store.rotate_session(sid, role="admin")           # on login / privilege change
+    store.destroy_user_sessions("alice")                    # log out everywhere
+
+What it guarantees:
+
+- **Unguessable ids.** 256 random bits from ``secrets`` per id (OWASP asks for >= 64, and
+  recommends >= 128 for your own generator).
+- **Unknown, expired, forged or malformed ids give None / False**, never ``KeyError``. An id
+  is checked against a strict format before it reaches Redis, so it can never be a glob or
+  a huge key.
+- **No lost updates between fields.** ``update_session`` HSETs only the given fields, so two
+  concurrent updates of different fields both survive (a JSON blob rewritten by
+  read-modify-write loses one of them).
+- **Idle timeout** slides on every access (``get``, ``update``, ``refresh``, ``rotate``):
+  the key's TTL is reset to ``idle_ttl``. **Absolute timeout** holds regardless of
+  activity: the session stores its created-at time, every access checks it, and the key's
+  TTL is never set past ``created + absolute_ttl``, so the server itself drops it then.
+  ``rotate_session`` keeps created-at: rotating cannot extend a session's life.
+- **Rotation kills the old id at once** (RENAME inside a script). **The user index stays
+  consistent**: create, rotate and destroy change the session and the index in one script;
+  entries of sessions that lapsed by TTL are dropped by ``list_user_sessions`` and
+  ``destroy_user_sessions`` (so they never appear in a listing), and entries past their
+  absolute deadline by every ``create_session``, so an index holds at most the sessions
+  created within one ``absolute_ttl``; it expires with its newest session.
+- **Every call is one round trip and atomic**: one Lua script (registered once, below).
+- **Field expiry, where the server has it.** ``set_expiring_fields`` gives single fields a
+  TTL of their own (HPEXPIRE: Redis 7.4+, Valkey 9+), e.g. a step-up-auth flag that must
+  lapse after 5 minutes while the session lives on. ``supports_field_expiry()`` asks the
+  server (COMMAND GETKEYS) instead of assuming; without it the method raises
+  ``FieldExpiryUnsupportedError`` before sending anything.
+
+What it does not do: sign or encrypt cookies (send the id over HTTPS, ``HttpOnly``,
+``Secure``, ``SameSite``); detect a stolen id being replayed; survive a failover with async
+replication without losing recent writes. Data values must be JSON-serialisable; each
+field is stored as its own JSON text. Field names starting with ``_`` are reserved.
+
+Keys (``P`` is ``prefix``, default ``"session:"``)::
+
+    P{b}:s:<token>    Hash  one session: user fields (JSON) + _uid, _created (ms)
+    P{b}:u:<user_id>  ZSET  the user's session tokens, scored by absolute deadline (ms)
+
+``b`` is the user's *bucket*: 3 hex digits of SHA-256(user_id), one of 4,096. A session id
+is ``<b>.<token>``, so an id alone locates its Hash, and all of one user's keys share the
+hash tag ``{b}``: every script touches a single slot and runs unchanged on a cluster. The
+price: an id reveals its user's bucket (12 bits of a hash of the user id, shared with 1 in
+4,096 users), not the user id. Scripts that walk the index build session key names from
+``P{b}:s:``; they share KEYS[1]'s hash tag, so they stay in its slot. Key names are built
+in one place, :class:`SessionKeys`.
+
+Time comes from the server (``TIME`` inside each script) unless a ``clock`` is injected
+(any zero-argument callable returning seconds, e.g. ``labkit.workloads.VirtualClock``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+__all__ = [
+    "FieldExpiryUnsupportedError",
+    "Session",
+    "SessionKeys",
+    "SessionStore",
+]
+
+TOKEN_BYTES = 32  # 256 bits from secrets.token_urlsafe
+_TOKEN_CHARS = 43  # len(secrets.token_urlsafe(32))
+BUCKET_HEX = 3  # 4,096 buckets
+MAX_USER_ID = 256
+_SID = re.compile(rf"([0-9a-f]{{{BUCKET_HEX}}})\.([A-Za-z0-9_-]{{{_TOKEN_CHARS}}})")
+_UID = "_uid"
+_CREATED = "_created"
+
+Clock = Callable[[], float]
+
+
+class FieldExpiryUnsupportedError(RuntimeError):
+    """The server has no hash-field expiry (HPEXPIRE needs Redis 7.4+ or Valkey 9+)."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """One session as ``get_session`` sees it."""
+
+    sid: str
+    user_id: str
+    created_at: float  # seconds (server TIME, or the injected clock)
+    idle_expires_in: float  # seconds until the session lapses if nobody touches it
+    absolute_expires_in: float  # seconds until it ends whatever happens
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionKeys:
+    """Every key name this module uses, built here and nowhere else."""
+
+    prefix: str
+
+    @staticmethod
+    def bucket(user_id: str) -> str:
+        return hashlib.sha256(user_id.encode()).hexdigest()[:BUCKET_HEX]
+
+    def session_prefix(self, bucket: str) -> str:
+        return f"{self.prefix}{{{bucket}}}:s:"
+
+    def index_prefix(self, bucket: str) -> str:
+        return f"{self.prefix}{{{bucket}}}:u:"
+
+    def session(self, bucket: str, token: str) -> str:
+        return self.session_prefix(bucket) + token
+
+    def index(self, user_id: str) -> str:
+        return self.index_prefix(self.bucket(user_id)) + user_id
+
+    def session_key(self, sid: object) -> str | None:
+        """The Hash holding session ``sid``, or None when ``sid`` is malformed."""
+        parts = _parse_sid(sid)
+        return self.session(*parts) if parts else None
+
+
+def _parse_sid(sid: object) -> tuple[str, str] | None:
+    if not isinstance(sid, str) or len(sid) != BUCKET_HEX + 1 + _TOKEN_CHARS:
+        return None
+    match = _SID.fullmatch(sid)
+    return (match[1], match[2]) if match else None
+
+
+def _ttl_ms(name: str, seconds: object) -> int:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be > 0 seconds, got {seconds}")
+    ms = round(seconds * 1000)
+    if ms < 1:
+        raise ValueError(f"{name} must be at least 0.001 seconds, got {seconds}")
+    return ms
+
+
+def _user_id(user_id: object) -> str:
+    if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
+        raise TypeError(f"user_id must be a str or int, not {type(user_id).__name__}")
+    text = str(user_id)
+    if not text.strip():
+        raise ValueError("user_id must be a non-empty string, got an empty one")
+    if len(text) > MAX_USER_ID:
+        raise ValueError(f"user_id must be at most {MAX_USER_ID} characters, got {len(text)}")
+    return text
+
+
+def _encode_fields(fields: Mapping[str, Any]) -> list[str]:
+    """``[name, json, name, json, ...]``; raises before anything reaches Redis."""
+    flat: list[str] = []
+    for name, value in fields.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"field names must be non-empty strings, got {name!r}")
+        if name.startswith("_"):
+            raise ValueError(f"field {name!r}: names starting with '_' are reserved")
+        try:
+            text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"field {name!r} must be JSON-serialisable, got {type(value).__name__} ({exc})"
+            ) from None
+        flat += [name, text]
+    return flat
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# Shared by every script: the time in ms (ARGV[1], or the server's TIME when ARGV[1] is ""),
+# and "touch": check the absolute deadline, then slide the idle TTL without passing it.
+_PRELUDE = """
+local function now_ms(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- returns the new TTL (ms) and the ms left before the absolute deadline,
+-- or nil after deleting a session that is missing or past its absolute deadline
+local function touch(key, now, idle, absolute, index_prefix, token)
+  local created = tonumber(redis.call('HGET', key, '_created'))
+  if not created then return nil end
+  local left = created + absolute - now
+  if left <= 0 then
+    local uid = redis.call('HGET', key, '_uid')
+    redis.call('DEL', key)
+    if uid then redis.call('ZREM', index_prefix .. uid, token) end
+    return nil
+  end
+  local ttl = math.min(idle, left)
+  redis.call('PEXPIRE', key, ttl)
+  return ttl, left
+end
+"""
+
+
+class SessionStore:
+    """Sessions in Redis Hashes with a per-user index; see the module docstring.
+
+    ``r`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster`` (either
+    ``decode_responses``). ``idle_ttl`` and ``absolute_ttl`` are seconds (floats allowed:
+    sub-second TTLs make demos fast); ``absolute_ttl`` must be >= ``idle_ttl``. ``prefix``
+    starts every key and must not contain ``{`` or ``}`` (the store owns the hash tag).
+    ``clock`` replaces the server's TIME with your own seconds, for tests and simulations.
+    """
+
+    # KEYS[1] session Hash, KEYS[2] user index ZSET
+    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] token,
+    # ARGV[5] user id, ARGV[6..] field, json, field, json, ...
+    # -> 1 created, 0 when the token is taken (never in practice; the caller retries)
+    CREATE = (
+        _PRELUDE
+        + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local now = now_ms(ARGV[1])
+local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], '_uid', ARGV[5], '_created', now, unpack(ARGV, 6))
+redis.call('PEXPIRE', KEYS[1], math.min(idle, absolute))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], now + absolute, ARGV[4])
+if redis.call('PTTL', KEYS[2]) < absolute then redis.call('PEXPIRE', KEYS[2], absolute) end
+return 1
+"""
+    )
+
+    # KEYS[1] session Hash
+    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] index prefix,
+    # ARGV[5] token
+    # -> {ttl ms, ms left before the absolute deadline, HGETALL} or nil
+    GET = (
+        _PRELUDE
+        + """
+local ttl, left = touch(KEYS[1], now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+                        ARGV[4], ARGV[5])
+if not ttl then return nil end
+return {ttl, left, redis.call('HGETALL', KEYS[1])}
+"""
+    )
+
+    # KEYS[1] session Hash
+    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] index prefix,
+    # ARGV[5] token, ARGV[6] field TTL ms or "", ARGV[7..] field, json, field, json, ...
+    # -> 1 updated (TTL slid), 0 when the session is missing or over
+    UPDATE = (
+        _PRELUDE
+        + """
+local ttl = touch(KEYS[1], now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+                  ARGV[4], ARGV[5])
+if not ttl then return 0 end
+if #ARGV >= 7 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+  if ARGV[6] ~= '' then
+    local names = {}
+    for i = 7, #ARGV, 2 do names[#names + 1] = ARGV[i] end
+    redis.call('HPEXPIRE', KEYS[1], ARGV[6], 'FIELDS', #names, unpack(names))
+  end
+end
+return 1
+"""
+    )
+
+    # KEYS[1] session Hash
+    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] index prefix,
+    # ARGV[5] token
+    # -> 1 when the session existed (and was deleted), else 0
+    DESTROY = (
+        _PRELUDE
+        + """
+local uid = redis.call('HGET', KEYS[1], '_uid')
+if not uid then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', ARGV[4] .. uid, ARGV[5])
+return 1
+"""
+    )
+
+    # KEYS[1] old session Hash, KEYS[2] new session Hash (same bucket, so same slot)
+    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] index prefix,
+    # ARGV[5] old token, ARGV[6] new token, ARGV[7..] field, json, ...
+    # -> 1 rotated, 0 old session missing or over, -1 new token taken (caller retries)
+    ROTATE = (
+        _PRELUDE
+        + """
+local ttl = touch(KEYS[1], now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+                  ARGV[4], ARGV[5])
+if not ttl then return 0 end
+if redis.call('RENAMENX', KEYS[1], KEYS[2]) == 0 then return -1 end
+if #ARGV >= 7 then redis.call('HSET', KEYS[2], unpack(ARGV, 7)) end
+local index = ARGV[4] .. redis.call('HGET', KEYS[2], '_uid')
+local deadline = redis.call('ZSCORE', index, ARGV[5])
+redis.call('ZREM', index, ARGV[5])
+if not deadline then
+  deadline = tonumber(redis.call('HGET', KEYS[2], '_created')) + tonumber(ARGV[3])
+end
+redis.call('ZADD', index, deadline, ARGV[6])
+return 1
+"""
+    )
+
+    # KEYS[1] user index ZSET
+    # ARGV[1] now ms or "", ARGV[2] session key prefix P{b}:s: (KEYS[1]'s slot),
+    # ARGV[3] "1" to destroy every session, "0" to list the live ones
+    # -> the live tokens, oldest first (list), or how many sessions were destroyed
+    USER = (
+        _PRELUDE
+        + """
+local now = now_ms(ARGV[1])
+for _, token in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('DEL', ARGV[2] .. token)  -- past its absolute deadline
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local tokens = redis.call('ZRANGE', KEYS[1], 0, -1)
+if ARGV[3] == '1' then
+  local n = 0
+  for _, token in ipairs(tokens) do n = n + redis.call('DEL', ARGV[2] .. token) end
+  redis.call('DEL', KEYS[1])
+  return n
+end
+local live = {}
+for _, token in ipairs(tokens) do
+  if redis.call('EXISTS', ARGV[2] .. token) == 1 then
+    live[#live + 1] = token
+  else
+    redis.call('ZREM', KEYS[1], token)
+  end
+end
+return live
+"""
+    )
+
+    def __init__(
+        self,
+        r: Any,
+        idle_ttl: float = 1800,
+        absolute_ttl: float = 8 * 3600,
+        prefix: str = "session:",
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.idle_ms = _ttl_ms("idle_ttl", idle_ttl)
+        self.absolute_ms = _ttl_ms("absolute_ttl", absolute_ttl)
+        if self.absolute_ms < self.idle_ms:
+            raise ValueError(
+                f"absolute_ttl must be >= idle_ttl, got absolute_ttl={absolute_ttl} < "
+                f"idle_ttl={idle_ttl}"
+            )
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(
+                f"prefix must not contain '{{' or '}}' (the store adds the hash tag), got {prefix!r}"
+            )
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be callable, not {type(clock).__name__}")
+        self.r = r
+        self.keys = SessionKeys(prefix)
+        self._clock = clock
+        self._field_expiry: bool | None = None
+        self._create = r.register_script(self.CREATE)
+        self._get = r.register_script(self.GET)
+        self._update = r.register_script(self.UPDATE)
+        self._destroy = r.register_script(self.DESTROY)
+        self._rotate = r.register_script(self.ROTATE)
+        self._user = r.register_script(self.USER)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return "" if self._clock is None else str(round(self._clock() * 1000))
+
+    def _args(self, bucket: str, token: str) -> list[Any]:
+        return [self._now(), self.idle_ms, self.absolute_ms, self.keys.index_prefix(bucket), token]
+
+    # -- the familiar vocabulary ---------------------------------------------------------
+
+    def create_session(self, user_id: str | int, **data: Any) -> str:
+        """Start a session for ``user_id`` holding ``data``; return its id (the cookie value)."""
+        uid = _user_id(user_id)
+        flat = _encode_fields(data)
+        bucket = self.keys.bucket(uid)
+        index = self.keys.index(uid)
+        while True:  # a 256-bit collision will not happen, but never overwrite a session
+            token = secrets.token_urlsafe(TOKEN_BYTES)
+            args = [self._now(), self.idle_ms, self.absolute_ms, token, uid, *flat]
+            if self._create(keys=[self.keys.session(bucket, token), index], args=args):
+                return f"{bucket}.{token}"
+
+    def get_session(self, sid: object) -> Session | None:
+        """The session, its idle TTL slid; None when ``sid`` is unknown, expired or malformed."""
+        parts = _parse_sid(sid)
+        if parts is None:
+            return None
+        reply = self._get(keys=[self.keys.session(*parts)], args=self._args(*parts))
+        if not reply:
+            return None
+        ttl, left, flat = reply
+        raw = {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+        data = {k: json.loads(v) for k, v in raw.items() if not k.startswith("_")}
+        return Session(
+            sid=str(sid),
+            user_id=raw[_UID],
+            created_at=int(raw[_CREATED]) / 1000,
+            idle_expires_in=int(ttl) / 1000,
+            absolute_expires_in=int(left) / 1000,
+            data=data,
+        )
+
+    def update_session(self, sid: object, **fields: Any) -> bool:
+        """HSET only ``fields`` and slide the idle TTL; False when the session is gone."""
+        flat = _encode_fields(fields)
+        parts = _parse_sid(sid)
+        if parts is None:
+            return False
+        args = [*self._args(*parts), "", *flat]
+        return bool(self._update(keys=[self.keys.session(*parts)], args=args))
+
+    def refresh_session(self, sid: object) -> bool:
+        """Slide the idle TTL (never past the absolute deadline); False when gone."""
+        parts = _parse_sid(sid)
+        if parts is None:
+            return False
+        args = [*self._args(*parts), ""]
+        return bool(self._update(keys=[self.keys.session(*parts)], args=args))
+
+    def destroy_session(self, sid: object) -> bool:
+        """Delete the session and its index entry; False when there was none."""
+        parts = _parse_sid(sid)
+        if parts is None:
+            return False
+        return bool(self._destroy(keys=[self.keys.session(*parts)], args=self._args(*parts)))
+
+    # -- what a secure store needs -------------------------------------------------------
+
+    def rotate_session(self, sid: object, **fields: Any) -> str | None:
+        """Move the session to a fresh id (the old one dies at once) and HSET ``fields``.
+
+        Call it on login and on every privilege change (OWASP), passing the new privileges
+        as ``fields`` so the switch is atomic. created-at is kept, so rotation never extends
+        the absolute timeout. The session keeps its user: when login changes the user (an
+        anonymous visitor signs in), create a session for the user and destroy the old one.
+        Returns the new id, or None when ``sid`` is gone or malformed.
+        """
+        flat = _encode_fields(fields)
+        parts = _parse_sid(sid)
+        if parts is None:
+            return None
+        bucket, old = parts
+        while True:
+            new = secrets.token_urlsafe(TOKEN_BYTES)
+            keys = [self.keys.session(bucket, old), self.keys.session(bucket, new)]
+            done = int(self._rotate(keys=keys, args=[*self._args(bucket, old), new, *flat]))
+            if done == 1:
+                return f"{bucket}.{new}"
+            if done == 0:
+                return None
+
+    def list_user_sessions(self, user_id: str | int) -> list[str]:
+        """Ids of the user's live sessions, oldest first (dead index entries are pruned).
+
+        Sessions created in the same millisecond come in no particular order.
+        """
+        uid = _user_id(user_id)
+        bucket = self.keys.bucket(uid)
+        args = [self._now(), self.keys.session_prefix(bucket), "0"]
+        tokens = self._user(keys=[self.keys.index(uid)], args=args)
+        return [f"{bucket}.{_text(t)}" for t in tokens]
+
+    def destroy_user_sessions(self, user_id: str | int) -> int:
+        """Log ``user_id`` out everywhere; return how many live sessions were destroyed."""
+        uid = _user_id(user_id)
+        bucket = self.keys.bucket(uid)
+        args = [self._now(), self.keys.session_prefix(bucket), "1"]
+        return int(self._user(keys=[self.keys.index(uid)], args=args))
+
+    # -- hash-field expiry (Redis 7.4+, Valkey 9+) ---------------------------------------
+
+    def supports_field_expiry(self) -> bool:
+        """Whether the server knows HPEXPIRE (asked once per store with COMMAND GETKEYS)."""
+        if self._field_expiry is None:
+            try:
+                self.r.command_getkeys("HPEXPIRE", "k", 1, "FIELDS", 1, "f")
+                self._field_expiry = True
+            except redis.exceptions.ResponseError as exc:  # "Invalid command specified"
+                if "invalid command" not in str(exc).lower():
+                    raise
+                self._field_expiry = False
+        return self._field_expiry
+
+    def set_expiring_fields(self, sid: object, ttl: float, **fields: Any) -> bool:
+        """HSET ``fields`` with a TTL of their own (seconds); the session's TTL slides as usual.
+
+        A later plain ``update_session`` of such a field makes it permanent again (HSET
+        clears a field's TTL). Raises ``FieldExpiryUnsupportedError`` on servers without
+        hash-field expiry; returns False when the session is gone.
+        """
+        ttl_ms = _ttl_ms("ttl", ttl)
+        if not fields:
+            raise ValueError("fields must name at least one field to expire")
+        flat = _encode_fields(fields)
+        if not self.supports_field_expiry():
+            raise FieldExpiryUnsupportedError(
+                "this server has no hash-field expiry (HPEXPIRE needs Redis 7.4+ or Valkey 9+)"
+            )
+        parts = _parse_sid(sid)
+        if parts is None:
+            return False
+        args = [*self._args(*parts), ttl_ms, *flat]
+        return bool(self._update(keys=[self.keys.session(*parts)], args=args))
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionStore(idle_ttl={self.idle_ms / 1000}, absolute_ttl={self.absolute_ms / 1000}, "
+            f"prefix={self.keys.prefix!r})"
+        )

@@ -1,0 +1,504 @@
+"""labkit.sessions against a real server: ids, per-field updates, timeouts, rotation, index."""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+
+from labkit import server_info
+from labkit.keys import Namespace
+from labkit.measure import counting_client
+from labkit.sessions import (
+    FieldExpiryUnsupportedError,
+    SessionKeys,
+    SessionStore,
+)
+from labkit.workloads import VirtualClock
+
+
+@pytest.fixture
+def store(r: redis.Redis, ns: Namespace) -> SessionStore:
+    return SessionStore(r, idle_ttl=60, absolute_ttl=3600, prefix=ns.key("session:"))
+
+
+def token_bits(sid: str) -> int:
+    token = sid.split(".", 1)[1]
+    return len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) * 8
+
+
+# -- ids ---------------------------------------------------------------------------------
+
+
+def test_session_ids_carry_at_least_128_random_bits(store: SessionStore) -> None:
+    sid = store.create_session("alice")
+    assert token_bits(sid) >= 128
+
+
+def test_session_ids_are_unique(store: SessionStore) -> None:
+    sids = [store.create_session("alice") for _ in range(200)]
+    assert len(set(sids)) == 200
+
+
+def test_unknown_id_returns_none(store: SessionStore) -> None:
+    forged = "abc." + "A" * 43
+    assert store.get_session(forged) is None
+    assert store.update_session(forged, x=1) is False
+    assert store.refresh_session(forged) is False
+    assert store.destroy_session(forged) is False
+    assert store.rotate_session(forged) is None
+
+
+def test_real_token_under_a_forged_bucket_returns_none(store: SessionStore) -> None:
+    sid = store.create_session("alice")
+    bucket, token = sid.split(".")
+    other = format((int(bucket, 16) + 1) % 4096, "03x")
+    assert store.get_session(f"{other}.{token}") is None
+
+
+@pytest.mark.parametrize(
+    "sid",
+    [None, 42, b"abc", "", "*", "abc.*", "abc." + "?" * 43, "ABC." + "A" * 43,
+     "abc." + "A" * 42, "abc." + "A" * 10_000, "abc:" + "A" * 43, "{abc}." + "A" * 41],
+)  # fmt: skip
+def test_malformed_ids_return_none_without_reaching_redis(
+    r: redis.Redis, ns: Namespace, sid: object
+) -> None:
+    client, counter = counting_client(r)
+    store = SessionStore(client, prefix=ns.key("session:"))
+    assert store.get_session(sid) is None
+    assert store.update_session(sid, x=1) is False
+    assert store.refresh_session(sid) is False
+    assert store.destroy_session(sid) is False
+    assert store.rotate_session(sid) is None
+    assert store.keys.session_key(sid) is None
+    assert counter.count == 0
+
+
+# -- storage -----------------------------------------------------------------------------
+
+
+def test_get_session_returns_user_and_data(store: SessionStore) -> None:
+    sid = store.create_session("alice", theme="dark", cart=[3, 7], n=1.5, ok=True, none=None)
+    session = store.get_session(sid)
+    assert session is not None
+    assert session.sid == sid
+    assert session.user_id == "alice"
+    assert session.data == {"theme": "dark", "cart": [3, 7], "n": 1.5, "ok": True, "none": None}
+
+
+def test_session_is_stored_as_a_hash(r: redis.Redis, store: SessionStore) -> None:
+    sid = store.create_session("alice", theme="dark")
+    key = store.keys.session_key(sid)
+    assert r.type(key) == "hash"
+    assert r.hget(key, "theme") == '"dark"'
+
+
+def test_integer_user_ids_are_accepted(store: SessionStore) -> None:
+    sid = store.create_session(1234)
+    session = store.get_session(sid)
+    assert session is not None and session.user_id == "1234"
+    assert store.list_user_sessions(1234) == [sid]
+
+
+def test_update_session_changes_only_given_fields(store: SessionStore) -> None:
+    sid = store.create_session("alice", theme="dark", lang="en")
+    assert store.update_session(sid, theme="light") is True
+    session = store.get_session(sid)
+    assert session is not None and session.data == {"theme": "light", "lang": "en"}
+
+
+def test_update_of_a_missing_session_creates_nothing(
+    r: redis.Redis, ns: Namespace, store: SessionStore
+) -> None:
+    sid = store.create_session("alice")
+    store.destroy_session(sid)
+    assert store.update_session(sid, theme="dark") is False
+    assert ns.keys() == []
+
+
+def test_concurrent_updates_of_different_fields_all_survive(store: SessionStore) -> None:
+    sid = store.create_session("alice")
+    threads, per_thread = 8, 40
+    barrier = threading.Barrier(threads)
+
+    def work(t: int) -> None:
+        barrier.wait()
+        for k in range(per_thread):
+            assert store.update_session(sid, **{f"w{t}_{k}": k})
+
+    pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    session = store.get_session(sid)
+    assert session is not None
+    assert len(session.data) == threads * per_thread
+
+
+def bytes_client(r: Any) -> Any:
+    """A second client to the same server or cluster, with decode_responses=False."""
+    if hasattr(r, "get_default_node"):
+        node = r.get_default_node()
+        return RedisCluster(host=node.host, port=node.port, decode_responses=False)
+    kwargs = {**r.connection_pool.connection_kwargs, "decode_responses": False}
+    return redis.Redis(connection_pool=redis.ConnectionPool(**kwargs))
+
+
+def test_decode_responses_false_client_works(r: redis.Redis, ns: Namespace) -> None:
+    raw = bytes_client(r)
+    store = SessionStore(raw, prefix=ns.key("session:"))
+    sid = store.create_session("alice", theme="dark")
+    session = store.get_session(sid)
+    assert session is not None and session.data == {"theme": "dark"}
+    assert store.list_user_sessions("alice") == [sid]
+    raw.close()
+
+
+# -- timeouts ----------------------------------------------------------------------------
+
+
+def test_access_slides_the_idle_ttl(r: redis.Redis, store: SessionStore) -> None:
+    sid = store.create_session("alice")
+    key = store.keys.session_key(sid)
+    r.pexpire(key, 1000)
+    assert store.get_session(sid) is not None
+    assert r.pttl(key) > 50_000
+    r.pexpire(key, 1000)
+    assert store.refresh_session(sid)
+    assert r.pttl(key) > 50_000
+    r.pexpire(key, 1000)
+    assert store.update_session(sid, x=1)
+    assert r.pttl(key) > 50_000
+
+
+def test_idle_session_expires(r: redis.Redis, ns: Namespace) -> None:
+    store = SessionStore(r, idle_ttl=0.05, absolute_ttl=10, prefix=ns.key("session:"))
+    sid = store.create_session("alice")
+    time.sleep(0.12)
+    assert store.get_session(sid) is None
+    assert store.list_user_sessions("alice") == []
+
+
+def test_absolute_timeout_holds_under_constant_activity(r: redis.Redis, ns: Namespace) -> None:
+    clock = VirtualClock(1_000_000)
+    store = SessionStore(r, idle_ttl=600, absolute_ttl=3600, prefix=ns.key("session:"), clock=clock)
+    sid = store.create_session("alice")
+    alive_until = 0.0
+    for _ in range(100):  # a request every 5 minutes for 8 h 20 min
+        clock.advance(300)
+        if store.refresh_session(sid):
+            alive_until = clock() - 1_000_000
+    assert alive_until == 3300  # the last touch before 3600 s
+    assert store.get_session(sid) is None
+    assert r.exists(store.keys.session_key(sid)) == 0
+    assert store.list_user_sessions("alice") == []
+
+
+def test_key_ttl_never_passes_the_absolute_deadline(r: redis.Redis, ns: Namespace) -> None:
+    clock = VirtualClock(1_000_000)
+    store = SessionStore(r, idle_ttl=600, absolute_ttl=3600, prefix=ns.key("session:"), clock=clock)
+    sid = store.create_session("alice")
+    clock.advance(3598)
+    session = store.get_session(sid)
+    assert session is not None
+    assert session.absolute_expires_in == pytest.approx(2.0)
+    assert session.idle_expires_in == pytest.approx(2.0)
+    assert 0 < r.pttl(store.keys.session_key(sid)) <= 2000
+
+
+def test_created_at_is_stored_and_reported(ns: Namespace, r: redis.Redis) -> None:
+    clock = VirtualClock(1_000_000)
+    store = SessionStore(r, prefix=ns.key("session:"), clock=clock)
+    sid = store.create_session("alice")
+    clock.advance(10)
+    session = store.get_session(sid)
+    assert session is not None and session.created_at == 1_000_000
+    assert session.absolute_expires_in == pytest.approx(8 * 3600 - 10)
+
+
+# -- destroy, rotate, the user index -----------------------------------------------------
+
+
+def test_destroy_session_removes_hash_and_index_entry(store: SessionStore, ns: Namespace) -> None:
+    keep = store.create_session("alice")
+    sid = store.create_session("alice")
+    assert store.destroy_session(sid) is True
+    assert store.get_session(sid) is None
+    assert store.list_user_sessions("alice") == [keep]
+    assert store.destroy_session(sid) is False
+
+
+def test_rotate_session_kills_the_old_id_and_keeps_the_data(store: SessionStore) -> None:
+    old = store.create_session("alice", cart=[1])
+    new = store.rotate_session(old, role="admin")
+    assert new is not None and new != old
+    assert store.get_session(old) is None
+    assert store.update_session(old, role="attacker") is False
+    assert store.refresh_session(old) is False
+    session = store.get_session(new)
+    assert session is not None and session.data == {"cart": [1], "role": "admin"}
+    assert store.list_user_sessions("alice") == [new]
+
+
+def test_rotate_session_keeps_created_at(r: redis.Redis, ns: Namespace) -> None:
+    clock = VirtualClock(1_000_000)
+    store = SessionStore(r, idle_ttl=600, absolute_ttl=3600, prefix=ns.key("session:"), clock=clock)
+    sid: str | None = store.create_session("alice")
+    for _ in range(20):  # rotating every 5 minutes does not extend the session
+        clock.advance(300)
+        sid = store.rotate_session(sid) or sid
+    assert store.get_session(sid) is None
+
+
+def test_list_user_sessions_is_oldest_first_and_prunes_dead_entries(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    clock = VirtualClock(1_000_000)
+    store = SessionStore(r, prefix=ns.key("session:"), clock=clock)
+    sids = []
+    for _ in range(3):
+        sids.append(store.create_session("alice"))
+        clock.advance(1)
+    store.create_session("bob")
+    r.delete(store.keys.session_key(sids[1]))  # as if its idle TTL ran out
+    assert store.list_user_sessions("alice") == [sids[0], sids[2]]
+    assert r.zcard(store.keys.index("alice")) == 2
+
+
+def test_destroy_user_sessions_logs_out_everywhere_and_only_that_user(store: SessionStore) -> None:
+    alice = [store.create_session("alice") for _ in range(3)]
+    bob = store.create_session("bob")
+    assert store.destroy_user_sessions("alice") == 3
+    assert all(store.get_session(sid) is None for sid in alice)
+    assert store.list_user_sessions("alice") == []
+    assert store.get_session(bob) is not None
+    assert store.destroy_user_sessions("alice") == 0
+
+
+def test_user_index_expires_with_the_last_session(r: redis.Redis, ns: Namespace) -> None:
+    store = SessionStore(r, idle_ttl=10, absolute_ttl=20, prefix=ns.key("session:"))
+    store.create_session("alice")
+    assert 0 < r.pttl(store.keys.index("alice")) <= 20_000
+
+
+# -- cluster-safety and round trips ------------------------------------------------------
+
+
+def test_all_keys_of_a_user_share_one_slot(store: SessionStore) -> None:
+    sids = [store.create_session("alice") for _ in range(5)]
+    rotated = store.rotate_session(sids[0])
+    assert rotated is not None
+    keys = [store.keys.session_key(s) for s in [*sids, rotated]] + [store.keys.index("alice")]
+    assert len({key_slot(k.encode()) for k in keys if k}) == 1
+
+
+def test_each_call_is_one_round_trip(r: redis.Redis, ns: Namespace) -> None:
+    client, counter = counting_client(r)
+    store = SessionStore(client, prefix=ns.key("session:"))
+    calls = {
+        "create": lambda: store.create_session("alice", a=1),
+        "get": lambda: store.get_session(sid),
+        "update": lambda: store.update_session(sid, a=2),
+        "refresh": lambda: store.refresh_session(sid),
+        "rotate": lambda: store.rotate_session(sid),
+        "list": lambda: store.list_user_sessions("alice"),
+        "destroy": lambda: store.destroy_session(sid),
+        "destroy_user": lambda: store.destroy_user_sessions("alice"),
+    }
+    counts: dict[str, int] = {}
+    for _ in ("the first pass loads the scripts on this node", "the second pass counts"):
+        sid = store.create_session("alice")
+        for name, call in calls.items():
+            counter.reset()
+            result = call()
+            counts[name] = counter.count
+            if name == "rotate":
+                sid = result
+    assert counts == dict.fromkeys(calls, 1)
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "names"),
+    [
+        ({"idle_ttl": -1}, ValueError, "idle_ttl"),
+        ({"idle_ttl": 0}, ValueError, "idle_ttl"),
+        ({"absolute_ttl": -5}, ValueError, "absolute_ttl"),
+        ({"idle_ttl": math.nan}, ValueError, "idle_ttl"),
+        ({"idle_ttl": "30"}, TypeError, "idle_ttl"),
+        ({"idle_ttl": True}, TypeError, "idle_ttl"),
+        ({"idle_ttl": 0.0001}, ValueError, "idle_ttl"),
+        ({"idle_ttl": 100, "absolute_ttl": 10}, ValueError, "absolute_ttl"),
+        ({"prefix": "session:{x}:"}, ValueError, "prefix"),
+        ({"prefix": 5}, TypeError, "prefix"),
+        ({"clock": 5}, TypeError, "clock"),
+    ],
+)
+def test_bad_settings_raise_naming_the_argument(
+    r: redis.Redis, kwargs: dict[str, object], error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error, match=names):
+        SessionStore(r, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("user_id", "error"),
+    [("", ValueError), ("   ", ValueError), (None, TypeError), (True, TypeError),
+     (1.5, TypeError), ("u" * 300, ValueError)],
+)  # fmt: skip
+def test_bad_user_ids_raise_before_reaching_redis(
+    r: redis.Redis, ns: Namespace, user_id: object, error: type[Exception]
+) -> None:
+    client, counter = counting_client(r)
+    store = SessionStore(client, prefix=ns.key("session:"))
+    for call in (store.create_session, store.list_user_sessions, store.destroy_user_sessions):
+        with pytest.raises(error, match="user_id"):
+            call(user_id)  # type: ignore[arg-type]
+    assert counter.count == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "names"),
+    [
+        ({"when": object()}, TypeError, "when"),
+        ({"tags": {1, 2}}, TypeError, "tags"),
+        ({"x": math.inf}, TypeError, "'x'"),
+        ({"_uid": "mallory"}, ValueError, "_uid"),
+        ({"": 1}, ValueError, "field names"),
+    ],
+)
+def test_bad_fields_raise_before_reaching_redis(
+    r: redis.Redis, ns: Namespace, fields: dict[str, object], error: type[Exception], names: str
+) -> None:
+    client, counter = counting_client(r)
+    store = SessionStore(client, prefix=ns.key("session:"))
+    sid = "abc." + "A" * 43
+    with pytest.raises(error, match=names):
+        store.create_session("alice", **fields)
+    with pytest.raises(error, match=names):
+        store.update_session(sid, **fields)
+    with pytest.raises(error, match=names):
+        store.rotate_session(sid, **fields)
+    assert counter.count == 0
+
+
+# -- hash-field expiry -------------------------------------------------------------------
+
+
+def test_expiring_field_lapses_while_the_session_lives(r: redis.Redis, store: SessionStore) -> None:
+    if not store.supports_field_expiry():
+        pytest.skip("this server has no hash-field expiry")
+    sid = store.create_session("alice", theme="dark")
+    assert store.set_expiring_fields(sid, 0.05, step_up=True)
+    session = store.get_session(sid)
+    assert session is not None and session.data["step_up"] is True
+    time.sleep(0.12)
+    session = store.get_session(sid)
+    assert session is not None and session.data == {"theme": "dark"}
+
+
+def test_expiring_fields_raise_where_the_server_lacks_field_expiry(store: SessionStore) -> None:
+    if store.supports_field_expiry():
+        pytest.skip("this server has hash-field expiry")
+    sid = store.create_session("alice")
+    with pytest.raises(FieldExpiryUnsupportedError):
+        store.set_expiring_fields(sid, 10, step_up=True)
+
+
+def test_field_expiry_support_matches_the_server_version(
+    r: redis.Redis, store: SessionStore
+) -> None:
+    info = server_info(r)
+    version = tuple(int(p) for p in info.version.split(".")[:2])
+    expected = version >= ((9, 0) if info.product == "Valkey" else (7, 4))
+    assert store.supports_field_expiry() is expected
+
+
+def test_expiring_fields_check_their_arguments(store: SessionStore) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        store.set_expiring_fields("abc." + "A" * 43, -1, x=1)
+    with pytest.raises(ValueError, match="fields"):
+        store.set_expiring_fields("abc." + "A" * 43, 1)
+
+
+# -- properties --------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=8,
+)  # fmt: skip
+field_names = st.text(min_size=1, max_size=12).filter(lambda s: not s.startswith("_"))
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(first=st.dictionaries(field_names, json_values, max_size=5),
+       second=st.dictionaries(field_names, json_values, max_size=5))  # fmt: skip
+def test_fields_round_trip_and_updates_merge(
+    store: SessionStore, first: dict[str, object], second: dict[str, object]
+) -> None:
+    sid = store.create_session("prop", **first)
+    assert store.update_session(sid, **second)
+    session = store.get_session(sid)
+    assert session is not None and session.data == {**first, **second}
+    store.destroy_session(sid)
+
+
+operations = st.lists(
+    st.tuples(st.sampled_from(["create", "destroy", "rotate", "logout"]),
+              st.sampled_from(["ann", "ben"]), st.integers(0, 10)),
+    max_size=25,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations)
+def test_user_index_always_names_exactly_the_live_sessions(
+    store: SessionStore, ops: list[tuple[str, str, int]]
+) -> None:
+    model: dict[str, list[str]] = {"ann": [], "ben": []}
+    for op, user, pick in ops:
+        live = model[user]
+        if op == "create":
+            live.append(store.create_session(user))
+        elif op == "logout":
+            assert store.destroy_user_sessions(user) == len(live)
+            live.clear()
+        elif live:
+            sid = live[pick % len(live)]
+            if op == "destroy":
+                assert store.destroy_session(sid)
+                live.remove(sid)
+            else:
+                new = store.rotate_session(sid)
+                assert new is not None
+                live[live.index(sid)] = new
+        for name, sids in model.items():
+            assert sorted(store.list_user_sessions(name)) == sorted(sids)
+    for name in model:
+        store.destroy_user_sessions(name)
+
+
+def test_session_keys_put_the_bucket_in_the_hash_tag() -> None:
+    keys = SessionKeys("app:session:")
+    bucket = keys.bucket("alice")
+    assert keys.index("alice") == f"app:session:{{{bucket}}}:u:alice"
+    assert keys.session_key(f"{bucket}.{'A' * 43}") == f"app:session:{{{bucket}}}:s:{'A' * 43}"
