@@ -1,0 +1,714 @@
+"""labkit.cache: page cache, cache-aside, negative caching, jitter, single-flight, XFetch."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.cluster import RedisCluster
+
+from labkit.cache import (
+    CacheAside,
+    CacheStats,
+    PageCache,
+    Stream,
+    cached,
+    hammer,
+    lru_hits,
+    recompute_bursts,
+    replay,
+    ttl_hit_ratio,
+)
+from labkit.keys import Namespace
+from labkit.measure import counting_client
+from labkit.server import address
+
+# ------------------------------------------------------------------------------ PageCache
+
+
+def test_page_round_trips_json(r: redis.Redis, ns: Namespace) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    pages.set_page("/p/1", {"title": "Kettle", "price": 12.5, "tags": ["a", "b"]})
+    assert pages.get_page("/p/1") == {"title": "Kettle", "price": 12.5, "tags": ["a", "b"]}
+    assert r.get(ns.key("page", "/p/1")) is not None  # key layout: <prefix>:<url>
+
+
+def test_page_miss_returns_none(r: redis.Redis, ns: Namespace) -> None:
+    assert PageCache(r, prefix=ns.key("page")).get_page("/nothing") is None
+
+
+@pytest.mark.parametrize("empty", ["", [], {}, 0, 0.0, False])
+def test_cached_empty_value_is_a_hit(r: redis.Redis, ns: Namespace, empty: Any) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    pages.set_page("/empty", empty)
+    got = pages.get_page("/empty")
+    assert got is not None
+    assert got == empty and type(got) is type(empty)
+
+
+def test_page_default_ttl_and_override(r: redis.Redis, ns: Namespace) -> None:
+    pages = PageCache(r, prefix=ns.key("page"), ttl=100)
+    pages.set_page("/a", "x")
+    pages.set_page("/b", "x", ttl=5)
+    assert 95_000 < r.pttl(ns.key("page", "/a")) <= 100_000
+    assert 0 < r.pttl(ns.key("page", "/b")) <= 5_000
+
+
+def test_page_expires(r: redis.Redis, ns: Namespace) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    pages.set_page("/short", "x", ttl=0.02)
+    time.sleep(0.05)
+    assert pages.get_page("/short") is None
+
+
+def test_invalidate_page(r: redis.Redis, ns: Namespace) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    pages.set_page("/a", 1)
+    assert pages.invalidate_page("/a") is True
+    assert pages.get_page("/a") is None
+    assert pages.invalidate_page("/a") is False
+
+
+def test_invalidate_pattern_removes_prefix_and_counts(r: redis.Redis, ns: Namespace) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    for i in range(1200):  # more than one SCAN/UNLINK batch
+        pages.set_page(f"/shop/{i}", i)
+    pages.set_page("/blog/1", "keep")
+    assert pages.invalidate_pattern("/shop/", batch=100) == 1200
+    assert pages.get_page("/shop/7") is None
+    assert pages.get_page("/blog/1") == "keep"
+
+
+def test_invalidate_pattern_escapes_glob_in_user_input(r: redis.Redis, ns: Namespace) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    for url in ("/a", "/b", "*literal", "/q?x=1", "/q[1]"):
+        pages.set_page(url, url)
+    assert pages.invalidate_pattern("*") == 1  # only the page whose URL starts with "*"
+    assert pages.invalidate_pattern("/q?") == 1
+    assert pages.get_page("/a") == "/a"
+    assert pages.get_page("/q[1]") == "/q[1]"
+
+
+def test_invalidate_pattern_glob_when_asked_stays_in_prefix(r: redis.Redis, ns: Namespace) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    other = PageCache(r, prefix=ns.key("other"))
+    for url in ("/a", "/b", "/c"):
+        pages.set_page(url, 1)
+    other.set_page("/a", 1)
+    r.set(ns.key("unrelated"), 1)
+    assert pages.invalidate_pattern("*", glob=True) == 3
+    assert other.get_page("/a") == 1
+    assert r.get(ns.key("unrelated")) == "1"
+
+
+def test_page_operations_are_one_round_trip(r: redis.Redis, ns: Namespace) -> None:
+    client, counter = counting_client(r)
+    try:
+        pages = PageCache(client, prefix=ns.key("page"))
+        pages.set_page("/a", [1])
+        pages.get_page("/a")
+        pages.get_page("/missing")
+        pages.invalidate_page("/a")
+        assert counter.count == 4
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), 0.0001])
+def test_page_rejects_bad_ttl(r: redis.Redis, ns: Namespace, bad: float) -> None:
+    with pytest.raises(ValueError, match="ttl must be"):
+        PageCache(r, prefix=ns.key("page"), ttl=bad)
+    with pytest.raises(ValueError, match="ttl must be"):
+        PageCache(r, prefix=ns.key("page")).set_page("/a", 1, ttl=bad)
+    assert ns.keys() == []
+
+
+@pytest.mark.parametrize("bad", ["10", None, True])
+def test_page_rejects_non_numeric_ttl(r: redis.Redis, ns: Namespace, bad: Any) -> None:
+    with pytest.raises(TypeError, match="ttl must be a number"):
+        PageCache(r, prefix=ns.key("page"), ttl=bad)
+
+
+@pytest.mark.parametrize("bad", [1, b"/a", None, ("/a",)])
+def test_page_rejects_non_string_url(r: redis.Redis, ns: Namespace, bad: Any) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    with pytest.raises(TypeError, match="url must be a str"):
+        pages.get_page(bad)
+    with pytest.raises(TypeError, match="url must be a str"):
+        pages.set_page(bad, "x")
+    with pytest.raises(TypeError, match="url must be a str"):
+        pages.invalidate_page(bad)
+
+
+def test_page_rejects_non_json_content(r: redis.Redis, ns: Namespace) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    with pytest.raises(TypeError, match="content is not JSON-serialisable"):
+        pages.set_page("/a", {1, 2})
+    with pytest.raises(TypeError, match="content is not JSON-serialisable"):
+        pages.set_page("/a", object())
+    with pytest.raises(ValueError, match="content cannot be stored as JSON"):
+        pages.set_page("/a", float("nan"))
+    assert ns.keys() == []
+
+
+def test_page_rejects_none_content(r: redis.Redis, ns: Namespace) -> None:
+    with pytest.raises(ValueError, match="content must not be None"):
+        PageCache(r, prefix=ns.key("page")).set_page("/a", None)
+
+
+def test_invalidate_pattern_rejects_empty_or_bad_pattern(r: redis.Redis, ns: Namespace) -> None:
+    pages = PageCache(r, prefix=ns.key("page"))
+    pages.set_page("/a", 1)
+    with pytest.raises(ValueError, match="prefix must be a non-empty string"):
+        pages.invalidate_pattern("")
+    with pytest.raises(TypeError, match="prefix must be a str"):
+        pages.invalidate_pattern(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        pages.invalidate_pattern("/", batch=0)
+    assert pages.get_page("/a") == 1
+
+
+def test_page_cache_rejects_empty_prefix(r: redis.Redis) -> None:
+    with pytest.raises(ValueError, match="prefix must be a non-empty string"):
+        PageCache(r, prefix="")
+
+
+# ------------------------------------------------------------------------------ CacheAside
+
+
+class Source:
+    """A loader that counts its calls (thread-safe) and can be slowed down."""
+
+    def __init__(self, data: dict[str, Any] | None = None, delay: float = 0.0) -> None:
+        self.data = data if data is not None else {}
+        self.delay = delay
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str) -> Any:
+        with self._lock:
+            self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        return self.data.get(key)
+
+
+def test_get_loads_on_miss_then_hits(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"p1": {"name": "Kettle"}})
+    cache = CacheAside(r, source, ttl=60, prefix=ns.key("ca"))
+    assert cache.get("p1") == {"name": "Kettle"}
+    assert cache.get("p1") == {"name": "Kettle"}
+    assert source.calls == 1
+    stats = cache.stats()
+    assert (stats.hits, stats.misses, stats.loads) == (1, 1, 1)
+    assert stats.hit_ratio == pytest.approx(0.5)
+
+
+def test_entry_and_lock_share_a_hash_tag(r: redis.Redis, ns: Namespace) -> None:
+    cache = CacheAside(r, Source({"k": 1}), ttl=60, prefix=ns.key("ca"))
+    entry, lock = cache._keys("k")
+    assert entry == ns.key("ca", "{k}") and lock == entry + ":lock"
+    cache.get("k")
+    assert r.hget(entry, "v") == "1"
+
+
+@pytest.mark.parametrize("empty", ["", [], 0, False])
+def test_cache_aside_empty_value_is_a_hit(r: redis.Redis, ns: Namespace, empty: Any) -> None:
+    source = Source({"k": empty})
+    cache = CacheAside(r, source, ttl=60, prefix=ns.key("ca"))
+    assert cache.get("k") == empty
+    assert cache.get("k") == empty
+    assert source.calls == 1
+
+
+def test_miss_returns_the_json_round_tripped_value(r: redis.Redis, ns: Namespace) -> None:
+    cache = CacheAside(r, lambda key: (1, 2), ttl=60, prefix=ns.key("ca"))
+    assert cache.get("t") == [1, 2]  # same type on a miss as on the hit that follows
+    assert cache.get("t") == [1, 2]
+
+
+def test_hit_is_one_round_trip_and_miss_two(r: redis.Redis, ns: Namespace) -> None:
+    client, counter = counting_client(r)
+    try:
+        cache = CacheAside(client, Source({"k": 1}), ttl=60, prefix=ns.key("ca"))
+        cache.get("k")  # warm the script cache; a miss: fetch + store
+        counter.reset()
+        cache.invalidate("k")
+        counter.reset()
+        cache.get("k")
+        assert counter.count == 2
+        counter.reset()
+        cache.get("k")
+        assert counter.count == 1
+    finally:
+        client.close()
+
+
+def test_entries_expire_after_ttl(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"k": 1})
+    cache = CacheAside(r, source, ttl=0.03, prefix=ns.key("ca"))
+    cache.get("k")
+    time.sleep(0.06)
+    cache.get("k")
+    assert source.calls == 2
+
+
+def test_invalidate_forces_a_reload(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"k": 1})
+    cache = CacheAside(r, source, ttl=60, prefix=ns.key("ca"))
+    cache.get("k")
+    source.data["k"] = 2
+    assert cache.get("k") == 1
+    assert cache.invalidate("k") is True
+    assert cache.get("k") == 2
+    assert cache.invalidate("nope") is False
+
+
+def test_not_found_is_not_cached_by_default(r: redis.Redis, ns: Namespace) -> None:
+    source = Source()
+    cache = CacheAside(r, source, ttl=60, prefix=ns.key("ca"))
+    assert cache.get("ghost") is None
+    assert cache.get("ghost") is None
+    assert source.calls == 2
+    assert ns.keys() == []
+
+
+def test_negative_caching_uses_its_own_short_ttl(r: redis.Redis, ns: Namespace) -> None:
+    source = Source()
+    cache = CacheAside(r, source, ttl=60, negative_ttl=0.05, prefix=ns.key("ca"))
+    assert cache.get("ghost") is None
+    assert cache.get("ghost") is None
+    assert source.calls == 1
+    entry, _ = cache._keys("ghost")
+    assert 0 < r.pttl(entry) <= 50
+    time.sleep(0.08)
+    source.data["ghost"] = "now here"
+    assert cache.get("ghost") == "now here"
+    assert 59_000 < r.pttl(entry) <= 60_000
+
+
+def test_jitter_spreads_ttls_within_bounds(r: redis.Redis, ns: Namespace) -> None:
+    cache = CacheAside(
+        r, lambda k: 1, ttl=100, jitter=0.2, rng=random.Random(7), prefix=ns.key("ca")
+    )
+    ttls = []
+    for i in range(40):
+        cache.get(f"k{i}")
+        ttls.append(r.pttl(cache._keys(f"k{i}")[0]))
+    assert all(79_000 <= t <= 120_000 for t in ttls)
+    assert max(ttls) - min(ttls) > 10_000
+
+
+def test_loader_error_propagates_and_caches_nothing(r: redis.Redis, ns: Namespace) -> None:
+    def broken(key: str) -> Any:
+        raise LookupError("db down")
+
+    cache = CacheAside(r, broken, ttl=60, single_flight=True, prefix=ns.key("ca"))
+    with pytest.raises(LookupError, match="db down"):
+        cache.get("k")
+    assert ns.keys() == []  # the lock was released too
+
+
+def test_stats_reset(r: redis.Redis, ns: Namespace) -> None:
+    cache = CacheAside(r, Source({"k": 1}), ttl=60, prefix=ns.key("ca"))
+    cache.get("k")
+    cache.get("k")
+    cache.reset_stats()
+    assert cache.stats() == CacheStats()
+    assert cache.stats().hit_ratio == 0.0
+    assert set(cache.stats().as_dict()) >= {"hits", "misses", "hit_ratio"}
+
+
+def test_works_with_bytes_responses(ns: Namespace, redis_client: redis.Redis) -> None:
+    host, port = address(redis_client)
+    raw: Any
+    if hasattr(redis_client, "get_default_node"):
+        raw = RedisCluster(host=host, port=port, decode_responses=False)
+    else:
+        raw = redis.Redis(host=host, port=port, decode_responses=False)
+    try:
+        cache = CacheAside(raw, Source({"k": {"a": 1}}), ttl=60, beta=1.0, prefix=ns.key("ca"))
+        assert cache.get("k") == {"a": 1}
+        assert cache.get("k") == {"a": 1}
+        assert cache.stats().hits + cache.stats().early_recomputes == 1
+    finally:
+        raw.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text()
+        | st.floats(allow_nan=False, allow_infinity=False),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=10,
+    )
+)
+def test_any_json_value_round_trips(r: redis.Redis, ns: Namespace, value: Any) -> None:
+    cache = CacheAside(r, lambda k: value, ttl=60, negative_ttl=60, prefix=ns.key("ca"))
+    cache.invalidate("v")
+    first = cache.get("v")
+    second = cache.get("v")
+    assert first == second == value
+    assert cache.stats().loads == 1
+
+
+# ------------------------------------------------------------------------------ stampede guards
+
+
+def _hammer(fn: Any, n_threads: int) -> list[Any]:
+    barrier = threading.Barrier(n_threads)
+    results: list[Any] = [None] * n_threads
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = fn()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_without_single_flight_concurrent_misses_all_load(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"hot": "v"}, delay=0.1)
+    cache = CacheAside(r, source, ttl=60, prefix=ns.key("ca"))
+    results = _hammer(lambda: cache.get("hot"), 8)
+    assert results == ["v"] * 8
+    assert source.calls > 1  # the stampede single-flight prevents
+
+
+def test_single_flight_loads_once_for_concurrent_misses(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"hot": "v"}, delay=0.1)
+    cache = CacheAside(r, source, ttl=60, single_flight=True, prefix=ns.key("ca"))
+    results = _hammer(lambda: cache.get("hot"), 16)
+    assert results == ["v"] * 16
+    assert source.calls == 1
+    stats = cache.stats()
+    assert (stats.misses, stats.hits) == (1, 15)
+    assert stats.lock_waits >= 1
+    assert r.exists(cache._keys("hot")[1]) == 0  # lock released
+
+
+def test_single_flight_serves_stale_while_one_refreshes(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"hot": "old"})
+    cache = CacheAside(r, source, ttl=0.05, single_flight=True, stale_ttl=5, prefix=ns.key("ca"))
+    cache.get("hot")
+    time.sleep(0.08)  # now stale, still in Redis
+    source.data["hot"], source.delay = "new", 0.1
+    results = _hammer(lambda: cache.get("hot"), 8)
+    assert source.calls == 2  # one initial load, one refresh
+    assert results.count("new") == 1 and results.count("old") == 7
+    assert cache.stats().stale_hits == 7
+    assert cache.get("hot") == "new"
+
+
+def test_single_flight_waiter_loads_itself_after_timeout(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"k": 1})
+    cache = CacheAside(
+        r, source, ttl=60, single_flight=True, lock_ttl=5, wait_timeout=0.05, prefix=ns.key("ca")
+    )
+    r.set(cache._keys("k")[1], "someone-else", px=5000)  # a lock holder that never finishes
+    assert cache.get("k") == 1
+    assert source.calls == 1
+    assert cache.stats().lock_waits == 1
+    assert r.get(cache._keys("k")[1]) == "someone-else"  # not ours to release
+
+
+def test_lock_not_released_by_a_caller_that_does_not_own_it(r: redis.Redis, ns: Namespace) -> None:
+    cache = CacheAside(r, Source(), ttl=60, single_flight=True, prefix=ns.key("ca"))
+    entry, lock = cache._keys("k")
+    r.set(lock, "other", px=5000)
+    cache._store(keys=[entry, lock], args=["1", "1.0", 60_000, "mine"])
+    assert r.get(lock) == "other"
+
+
+def test_xfetch_recomputes_early_near_expiry(r: redis.Redis, ns: Namespace) -> None:
+    clock_values = iter([0.0, 10.0] * 100)  # every load "takes" 10 s: huge delta
+    source = Source({"k": 1})
+    cache = CacheAside(
+        r,
+        source,
+        ttl=5,
+        beta=1.0,
+        rng=random.Random(1),
+        clock=lambda: next(clock_values),
+        prefix=ns.key("ca"),
+    )
+    cache.get("k")
+    for _ in range(20):
+        cache.get("k")
+    # delta (10 s) > remaining TTL (5 s): -delta*ln(U) >= 5 has probability e^-0.5 ~ 0.6
+    assert cache.stats().early_recomputes > 3
+    assert source.calls == 1 + cache.stats().early_recomputes
+
+
+def test_xfetch_with_single_flight_recomputes_early_once(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"k": 1})
+    cache = CacheAside(
+        r, source, ttl=5, beta=1.0, single_flight=True, rng=random.Random(1), prefix=ns.key("ca")
+    )
+    cache.get("k")
+    entry, lock = cache._keys("k")
+    r.hset(entry, "d", "1000000")  # pretend the last recompute took 1000 s: always due
+    r.set(lock, "another-caller", px=5000)  # someone is already recomputing early
+    assert [cache.get("k") for _ in range(5)] == [1] * 5
+    assert source.calls == 1 and cache.stats().early_recomputes == 0
+    r.delete(lock)
+    cache.get("k")
+    assert source.calls == 2 and cache.stats().early_recomputes == 1
+    assert r.exists(lock) == 0
+
+
+def test_xfetch_with_single_flight_refreshes_once_under_concurrency(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    source = Source({"hot": "v"})
+    cache = CacheAside(r, source, ttl=60, beta=1.0, single_flight=True, prefix=ns.key("ca"))
+    cache.get("hot")
+    r.hset(cache._keys("hot")[0], "d", "1e12")  # every reader now draws "recompute early"
+    source.delay = 0.05
+    results = _hammer(lambda: [cache.get("hot") for _ in range(5)], 16)
+    assert results == [["v"] * 5] * 16
+    assert source.calls == 2  # the first load, then exactly one early refresh
+    assert cache.stats().early_recomputes == 1
+
+
+def test_xfetch_leaves_a_fresh_entry_alone(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"k": 1})
+    cache = CacheAside(r, source, ttl=60, beta=1.0, rng=random.Random(1), prefix=ns.key("ca"))
+    for _ in range(50):
+        cache.get("k")
+    assert source.calls == 1  # delta ~ 0 ms against 60 s left: never early
+
+
+# ------------------------------------------------------------------------------ decorator
+
+
+def test_cached_decorator_caches_by_key(r: redis.Redis, ns: Namespace) -> None:
+    calls: list[int] = []
+
+    @cached(r, ttl=60, key=lambda pid: f"product:{pid}", prefix=ns.key("fn"))
+    def product(pid: int) -> dict[str, int]:
+        calls.append(pid)
+        return {"id": pid}
+
+    assert product(1) == {"id": 1}
+    assert product(1) == {"id": 1}
+    assert product(2) == {"id": 2}
+    assert calls == [1, 2]
+    assert product.stats().hits == 1
+    assert product.__name__ == "product"
+    assert product.invalidate(1) is True
+    product(1)
+    assert calls == [1, 2, 1]
+
+
+def test_cached_default_key_uses_arguments(r: redis.Redis, ns: Namespace) -> None:
+    calls: list[tuple[int, int]] = []
+
+    @cached(r, ttl=60, prefix=ns.key("fn"))
+    def add(a: int, b: int = 0) -> int:
+        calls.append((a, b))
+        return a + b
+
+    assert add(1, b=2) == 3 and add(1, b=2) == 3 and add(2, b=1) == 3
+    assert calls == [(1, 2), (2, 1)]
+
+
+def test_cached_passes_options_through(r: redis.Redis, ns: Namespace) -> None:
+    calls: list[str] = []
+
+    @cached(r, ttl=60, key=lambda k: k, negative_ttl=30, prefix=ns.key("fn"))
+    def lookup(k: str) -> None:
+        calls.append(k)
+        return None
+
+    assert lookup("x") is None and lookup("x") is None
+    assert calls == ["x"]
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan")])
+@pytest.mark.parametrize("name", ["ttl", "negative_ttl", "lock_ttl", "wait_timeout"])
+def test_cache_aside_rejects_non_positive_durations(r: redis.Redis, name: str, bad: float) -> None:
+    kwargs: dict[str, Any] = {"ttl": 60, name: bad}
+    with pytest.raises(ValueError, match=f"{name} must be"):
+        CacheAside(r, Source(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"ttl": "60"}, TypeError, "ttl must be a number"),
+        ({"jitter": 1.0}, ValueError, "jitter must be in"),
+        ({"jitter": -0.1}, ValueError, "jitter must be in"),
+        ({"beta": 0}, ValueError, "beta must be > 0"),
+        ({"beta": "1"}, TypeError, "beta must be a number"),
+        ({"stale_ttl": 5}, ValueError, "stale_ttl needs single_flight"),
+        ({"stale_ttl": -1, "single_flight": True}, ValueError, "stale_ttl must be >= 0"),
+        ({"single_flight": 1}, TypeError, "single_flight must be a bool"),
+        ({"prefix": ""}, ValueError, "prefix must be a non-empty string"),
+        ({"prefix": "a{b}"}, ValueError, "prefix must not contain"),
+        ({"poll_interval": 0}, ValueError, "poll_interval must be > 0"),
+    ],
+)
+def test_cache_aside_rejects_bad_options(
+    r: redis.Redis, kwargs: dict[str, Any], error: type, message: str
+) -> None:
+    options: dict[str, Any] = {"ttl": 60, **kwargs}
+    with pytest.raises(error, match=message):
+        CacheAside(r, Source(), **options)
+
+
+def test_cache_aside_rejects_non_callable_loader(r: redis.Redis) -> None:
+    with pytest.raises(TypeError, match="loader must be callable"):
+        CacheAside(r, "not a function", ttl=60)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"), [(1, TypeError), (b"k", TypeError), ("", ValueError), ("a{b}", ValueError)]
+)
+def test_cache_aside_rejects_bad_keys(r: redis.Redis, ns: Namespace, bad: Any, error: type) -> None:
+    source = Source()
+    cache = CacheAside(r, source, ttl=60, prefix=ns.key("ca"))
+    with pytest.raises(error, match="key must"):
+        cache.get(bad)
+    with pytest.raises(error, match="key must"):
+        cache.invalidate(bad)
+    assert source.calls == 0
+
+
+def test_cache_aside_rejects_non_json_loaded_value(r: redis.Redis, ns: Namespace) -> None:
+    cache = CacheAside(r, lambda k: {1, 2}, ttl=60, single_flight=True, prefix=ns.key("ca"))
+    with pytest.raises(TypeError, match="the loaded value is not JSON-serialisable"):
+        cache.get("k")
+    assert ns.keys() == []
+
+
+def test_fetch_rejects_non_callable_load(r: redis.Redis, ns: Namespace) -> None:
+    cache = CacheAside(r, None, ttl=60, prefix=ns.key("ca"))
+    with pytest.raises(TypeError, match="load must be callable"):
+        cache.fetch("k", 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="has no loader"):
+        cache.get("k")
+
+
+def test_cached_rejects_bad_arguments(r: redis.Redis, ns: Namespace) -> None:
+    with pytest.raises(ValueError, match="ttl must be > 0"):
+        cached(r, ttl=-1)
+    with pytest.raises(TypeError, match="key must be callable"):
+        cached(r, ttl=1, key="product")  # type: ignore[arg-type]
+
+    @cached(r, ttl=60, key=lambda k: k, prefix=ns.key("fn"))
+    def f(k: Any) -> int:
+        return 1
+
+    with pytest.raises(TypeError, match="key function must return a str"):
+        f(5)
+
+
+# ------------------------------------------------------------------------------ experiment helpers
+
+
+def test_replay_reports_hits_and_misses(r: redis.Redis, ns: Namespace) -> None:
+    keys = [ns.key(k) for k in ["a", "b", "a", "a", "c", "b"]]
+    [hits] = replay([Stream(r, keys, ttl_ms=60_000)], "v", chunk=2)
+    assert hits.tolist() == [False, False, True, True, False, True]
+    assert 0 < r.pttl(ns.key("a")) <= 60_000
+
+
+def test_replay_in_real_time_lets_redis_expire_keys(r: redis.Redis, ns: Namespace) -> None:
+    keys = [ns.key("k")] * 3
+    short, long = replay(
+        [Stream(r, keys, ttl_ms=20), Stream(r, [k + "2" for k in keys], ttl_ms=60_000)],
+        "v",
+        times=np.array([0.0, 0.005, 0.06]),
+    )
+    assert short.tolist() == [False, True, False]  # expired by the third request
+    assert long.tolist() == [False, True, True]
+
+
+def test_replay_rejects_bad_arguments(r: redis.Redis, ns: Namespace) -> None:
+    with pytest.raises(ValueError, match="streams must not be empty"):
+        replay([], "v")
+    with pytest.raises(ValueError, match="same number of keys"):
+        replay([Stream(r, ["a"], 10), Stream(r, ["a", "b"], 10)], "v")
+    with pytest.raises(ValueError, match="times must have one entry"):
+        replay([Stream(r, ["a"], 10)], "v", times=np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="chunk must be >= 1"):
+        replay([Stream(r, ["a"], 10)], "v", chunk=0)
+
+
+def test_lru_hits_evicts_least_recently_used() -> None:
+    #          a      b      a     c (evicts b)  b (evicts a)  c
+    assert lru_hits(list("abacbc"), 2).tolist() == [False, False, True, False, False, True]
+    with pytest.raises(ValueError, match="capacity must be >= 1"):
+        lru_hits([1], 0)
+    with pytest.raises(TypeError, match="capacity must be an int"):
+        lru_hits([1], 1.5)  # type: ignore[arg-type]
+
+
+@settings(max_examples=50, deadline=None)
+@given(trace=st.lists(st.integers(0, 20), max_size=200), capacity=st.integers(1, 25))
+def test_lru_hits_grow_with_capacity(trace: list[int], capacity: int) -> None:
+    """LRU is a stack algorithm: a bigger cache never hits less (no Belady anomaly)."""
+    assert lru_hits(trace, capacity + 1).sum() >= lru_hits(trace, capacity).sum()
+    if capacity >= len(set(trace)):
+        assert lru_hits(trace, capacity).sum() == len(trace) - len(set(trace))
+
+
+def test_ttl_hit_ratio_model_limits() -> None:
+    weights = np.array([0.5, 0.5])
+    assert ttl_hit_ratio(weights, rate=10, ttl=1e-9) == pytest.approx(0, abs=1e-6)
+    assert ttl_hit_ratio(weights, rate=10, ttl=1e6) == pytest.approx(1, abs=1e-5)
+    assert ttl_hit_ratio(weights, rate=10, ttl=0.2) == pytest.approx(0.5)  # x = 1 per key
+
+
+def test_hammer_runs_threads_and_counts_calls() -> None:
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def call() -> None:
+        with lock:
+            seen.add(threading.get_ident())
+
+    assert hammer(call, n_threads=4, duration=0.05) >= 4
+    assert len(seen) == 4
+    with pytest.raises(ValueError, match="n_threads must be >= 1"):
+        hammer(call, n_threads=0, duration=0.05)
+
+
+def test_hammer_reraises_errors() -> None:
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        hammer(boom, n_threads=2, duration=0.05)
+
+
+def test_recompute_bursts_groups_by_window() -> None:
+    assert recompute_bursts([0.0, 0.01, 0.02, 1.0, 2.0, 2.005], window=0.05) == [3, 1, 2]
+    assert recompute_bursts([], window=0.05) == []
