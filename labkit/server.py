@@ -97,10 +97,13 @@ def redis_config_args(config: Mapping[str, Any]) -> list[str]:
 def find_server_binary(backend: str | None = None) -> tuple[str, str]:
     """Return ``(backend, path)`` of a server binary: ``redis-server`` on PATH, else embedded.
 
-    ``backend`` may force ``"binary"`` or ``"embedded"``.
+    ``backend`` may force ``"binary"`` or ``"embedded"``; without it, ``LABKIT_SERVER=binary``
+    or ``embedded`` decides, so private servers and clusters match what ``connect()`` uses.
     """
     if backend not in (None, "binary", "embedded"):
         raise ValueError(f"backend must be 'binary', 'embedded' or None, not {backend!r}")
+    if backend is None and _forced_backend() in ("binary", "embedded"):
+        backend = _forced_backend()
     if backend in (None, "binary"):
         path = shutil.which("redis-server")
         if path:
@@ -442,11 +445,20 @@ class LocalCluster:
             time.sleep(0.05)
 
     def client(self, **kwargs: Any) -> Any:
-        """A ``redis.cluster.RedisCluster`` for this cluster (``decode_responses=True``)."""
-        from redis.cluster import RedisCluster
+        """A ``redis.cluster.RedisCluster`` for this cluster (``decode_responses=True``).
 
+        Every running node is a startup node, and stays one (``dynamic_startup_nodes=False``;
+        by default redis-py swaps them for the primaries it saw last, which may all be dead
+        after a failover), so the client can rebuild its slot map after any node is killed.
+        """
+        from redis.cluster import ClusterNode, RedisCluster
+
+        nodes = [ClusterNode(n.host, n.port) for n in self.nodes if n.running]
+        if not nodes:
+            raise ServerNotFoundError("every node of the local cluster is stopped")
         kwargs.setdefault("decode_responses", True)
-        return RedisCluster(host=self.host, port=self.port, **kwargs)
+        kwargs.setdefault("dynamic_startup_nodes", False)
+        return RedisCluster(startup_nodes=nodes, **kwargs)
 
     def stop(self) -> None:
         for node in self.nodes:
