@@ -1,0 +1,214 @@
+"""Feature flags: a kill switch, a percentage rollout and per-user overrides, one round trip.
+
+Each flag is one hash; ``is_enabled`` reads the three fields it needs with a single HMGET
+(one command, one round trip, atomic) and decides on the client::
+
+    <prefix>{flags}:<flag>    HASH  enabled -> "1" | "0"   the master switch (kill switch)
+                                    rollout -> "0".."100"  percent of users enabled
+                                    u:<user_id> -> "1" | "0"  a per-user override
+    <prefix>{flags}           SET   names of every flag (for ``list_flags``)
+
+The decision, in order:
+
+1. No such flag, or ``enabled`` is "0" (``disable``): off for everyone. ``disable`` is a kill
+   switch: it beats overrides and the rollout, and keeps both so re-enabling restores them.
+2. A per-user override (``enable_for_user`` / ``disable_for_user``) decides for that user.
+3. Otherwise the user is on when their *bucket* is below the rollout: ``bucket(flag, user)``
+   is the first 8 bytes of SHA-256 of ``"<flag>\\x00<user_id>"`` modulo 10,000, computed on the
+   client with ``hashlib`` (not Python's ``hash()``, which is salted per process), so a user
+   lands in the same bucket in every process, on every machine, forever. A rollout of p% turns
+   on buckets ``0 .. 100*p - 1``, so raising p only ever adds users: nobody flips off as a
+   rollout grows. Different flags hash differently, so the same 1% are not always the guinea
+   pigs. Resolution: 0.01 percentage points.
+4. With no ``user_id`` (an anonymous check) a flag is on only when fully rolled out (100%).
+
+Replies are decoded here, so the class works whether the client was created with
+``decode_responses=True`` or ``False`` (comparing a ``bytes`` reply to ``"1"`` is never true).
+
+Every flag key and the registry share the hash tag ``{flags}``: writes update a flag and the
+registry in one MULTI/EXEC, which works on a cluster, at the price of keeping all flags in one
+slot (one shard). Flags are few and small; an application that checks them very often should
+also cache them in process. ``prefix`` is used verbatim (default ``"feature:"``).
+
+What it does not do: targeting rules beyond user ids (country, plan...), flag variants
+other than on/off, or an audit log of changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from typing import Any
+
+BUCKETS = 10_000  # rollout resolution: 0.01 percentage points
+_USER_FIELD = "u:"
+
+
+def _text(value: Any) -> str | None:
+    """A reply as ``str`` (or None), whether or not the client decodes responses."""
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _check_flag(flag: Any) -> str:
+    if not isinstance(flag, str):
+        raise TypeError(f"flag must be a str, not {type(flag).__name__}")
+    if not flag or flag != flag.strip():
+        raise ValueError(f"flag must be a non-empty name without surrounding spaces, got {flag!r}")
+    return flag
+
+
+def _check_user(user_id: Any) -> str:
+    if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
+        raise TypeError(f"user_id must be a str or int, not {type(user_id).__name__}")
+    text = str(user_id)
+    if not text:
+        raise ValueError("user_id must be non-empty")
+    return text
+
+
+def _check_percent(percent: Any) -> float:
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)):
+        raise TypeError(f"percent must be a number, not {type(percent).__name__}")
+    if not (math.isfinite(percent) and 0 <= percent <= 100):
+        raise ValueError(f"percent must be between 0 and 100, got {percent!r}")
+    return float(percent)
+
+
+def bucket(flag: str, user_id: str | int) -> int:
+    """The user's stable bucket for ``flag``, in ``0 .. BUCKETS - 1`` (same in every process)."""
+    text = f"{_check_flag(flag)}\x00{_check_user(user_id)}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") % BUCKETS
+
+
+def _decide(
+    enabled: str | None, rollout: str | None, override: str | None, slot: int | None
+) -> bool:
+    """The decision from the flag's fields (already decoded) and the user's bucket."""
+    if enabled != "1":
+        return False
+    if override is not None:
+        return override == "1"
+    percent = float(rollout) if rollout is not None else 0.0
+    if slot is None:
+        return percent >= 100
+    return slot < percent * BUCKETS / 100
+
+
+class FeatureFlags:
+    """Flags in Redis: ``FeatureFlags(r).is_enabled("new-checkout", user_id=42)``."""
+
+    def __init__(self, r: Any, prefix: str = "feature:") -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix must not contain '{{' or '}}', got {prefix!r}")
+        self.r = r
+        self.prefix = prefix
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def _key(self, flag: str | None = None) -> str:
+        """The one place key names are built: the registry, or one flag's hash."""
+        registry = f"{self.prefix}{{flags}}"
+        return registry if flag is None else f"{registry}:{flag}"
+
+    def _write(
+        self, flag: str, mapping: dict[str, str], *, create_only: dict[str, str] | None = None
+    ) -> None:
+        """Set fields of a flag and register it, atomically (MULTI/EXEC on one slot)."""
+        key = self._key(flag)
+        pipe = self.r.pipeline(transaction=True)
+        for field, value in (create_only or {}).items():
+            pipe.hsetnx(key, field, value)
+        pipe.hset(key, mapping=mapping)
+        pipe.sadd(self._key(), flag)
+        pipe.execute()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def enable(self, flag: str) -> None:
+        """On for everyone (rollout 100%); per-user overrides still apply."""
+        self._write(_check_flag(flag), {"enabled": "1", "rollout": "100"})
+
+    def disable(self, flag: str) -> None:
+        """Off for everyone, overrides included (kill switch). Rollout and overrides are kept."""
+        self._write(_check_flag(flag), {"enabled": "0"}, create_only={"rollout": "0"})
+
+    def set_rollout(self, flag: str, percent: float) -> None:
+        """Turn the flag on for ``percent`` % of users (stable buckets); 0 <= percent <= 100."""
+        value = _check_percent(percent)
+        self._write(_check_flag(flag), {"enabled": "1", "rollout": repr(value)})
+
+    def enable_for_user(self, flag: str, user_id: str | int) -> None:
+        """Force the flag on for one user (a new flag starts switched on at 0% rollout)."""
+        self._override(flag, user_id, "1")
+
+    def disable_for_user(self, flag: str, user_id: str | int) -> None:
+        """Force the flag off for one user, whatever the rollout."""
+        self._override(flag, user_id, "0")
+
+    def clear_user(self, flag: str, user_id: str | int) -> bool:
+        """Drop a user's override (the rollout decides again); True if there was one."""
+        key = self._key(_check_flag(flag))
+        return bool(self.r.hdel(key, _USER_FIELD + _check_user(user_id)))
+
+    def _override(self, flag: str, user_id: str | int, value: str) -> None:
+        name, user = _check_flag(flag), _check_user(user_id)
+        self._write(name, {_USER_FIELD + user: value}, create_only={"enabled": "1", "rollout": "0"})
+
+    def delete(self, flag: str) -> bool:
+        """Remove a flag entirely (it then reads as off); True if it existed."""
+        name = _check_flag(flag)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(self._key(name))
+        pipe.srem(self._key(), name)
+        return bool(pipe.execute()[0])
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def is_enabled(self, flag: str, user_id: str | int | None = None) -> bool:
+        """Is ``flag`` on for ``user_id`` (or for an anonymous caller)? One HMGET."""
+        name = _check_flag(flag)
+        if user_id is None:
+            enabled, rollout = self.r.hmget(self._key(name), ["enabled", "rollout"])
+            return _decide(_text(enabled), _text(rollout), None, None)
+        user = _check_user(user_id)
+        enabled, rollout, override = self.r.hmget(
+            self._key(name), ["enabled", "rollout", _USER_FIELD + user]
+        )
+        return _decide(_text(enabled), _text(rollout), _text(override), bucket(name, user))
+
+    def is_enabled_many(self, flag: str, user_ids: Iterable[str | int]) -> list[bool]:
+        """``is_enabled`` for many users with one HMGET (one round trip), same decision."""
+        name = _check_flag(flag)
+        users = [_check_user(u) for u in user_ids]
+        fields = ["enabled", "rollout", *(_USER_FIELD + u for u in users)]
+        reply = self.r.hmget(self._key(name), fields)
+        enabled, rollout = _text(reply[0]), _text(reply[1])
+        return [
+            _decide(enabled, rollout, _text(override), bucket(name, user))
+            for user, override in zip(users, reply[2:], strict=True)
+        ]
+
+    def get(self, flag: str) -> dict[str, Any] | None:
+        """The flag's state: ``enabled``, ``rollout`` and ``overrides`` {user: bool}; None if absent."""
+        raw = self.r.hgetall(self._key(_check_flag(flag)))
+        if not raw:
+            return None
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return {
+            "enabled": fields.get("enabled") == "1",
+            "rollout": float(fields.get("rollout") or 0),
+            "overrides": {
+                str(k)[len(_USER_FIELD) :]: v == "1"
+                for k, v in fields.items()
+                if str(k).startswith(_USER_FIELD)
+            },
+        }
+
+    def list_flags(self) -> list[str]:
+        """Every flag's name, sorted."""
+        return sorted(str(_text(name)) for name in self.r.smembers(self._key()))

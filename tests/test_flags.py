@@ -1,0 +1,230 @@
+"""labkit.flags against a real server: lifecycle, overrides, stable rollout, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.cluster import RedisCluster
+
+from labkit.flags import BUCKETS, FeatureFlags, bucket
+from labkit.keys import Namespace
+from labkit.measure import counting_client
+from labkit.server import address, is_cluster
+
+
+@pytest.fixture
+def flags(r: redis.Redis, ns: Namespace) -> FeatureFlags:
+    return FeatureFlags(r, prefix=ns.prefix)
+
+
+def raw_client(r: redis.Redis) -> redis.Redis:
+    """A second client to the same server or cluster, with decode_responses=False."""
+    host, port = address(r)
+    cls = RedisCluster if is_cluster(r) else redis.Redis
+    return cls(host=host, port=port, decode_responses=False)
+
+
+def test_unknown_flag_is_off(flags: FeatureFlags) -> None:
+    assert flags.is_enabled("ghost") is False
+    assert flags.is_enabled("ghost", user_id=1) is False
+    assert flags.get("ghost") is None
+
+
+def test_enable_turns_on_for_everyone_and_anonymous(flags: FeatureFlags) -> None:
+    flags.enable("dark-mode")
+    assert flags.is_enabled("dark-mode")
+    assert all(flags.is_enabled("dark-mode", user_id=u) for u in range(50))
+
+
+def test_disable_is_a_kill_switch_over_overrides(flags: FeatureFlags) -> None:
+    flags.enable_for_user("beta", "ann")
+    flags.set_rollout("beta", 100)
+    flags.disable("beta")
+    assert flags.is_enabled("beta", user_id="ann") is False
+    assert flags.is_enabled("beta", user_id="bo") is False
+    assert flags.get("beta") == {"enabled": False, "rollout": 100.0, "overrides": {"ann": True}}
+
+
+def test_enable_for_user_on_a_new_flag_enables_only_that_user(flags: FeatureFlags) -> None:
+    flags.enable_for_user("beta", 42)
+    assert flags.is_enabled("beta", user_id=42) is True
+    assert flags.is_enabled("beta", user_id="42") is True  # ids are compared as text
+    assert flags.is_enabled("beta", user_id=43) is False
+    assert flags.is_enabled("beta") is False
+
+
+def test_disable_for_user_beats_full_rollout(flags: FeatureFlags) -> None:
+    flags.enable("checkout")
+    flags.disable_for_user("checkout", "grumpy")
+    assert flags.is_enabled("checkout", user_id="grumpy") is False
+    assert flags.is_enabled("checkout", user_id="happy") is True
+    assert flags.clear_user("checkout", "grumpy") is True
+    assert flags.clear_user("checkout", "grumpy") is False
+    assert flags.is_enabled("checkout", user_id="grumpy") is True
+
+
+def test_rollout_enables_users_whose_bucket_is_below_the_percent(flags: FeatureFlags) -> None:
+    flags.set_rollout("new-ui", 37.5)
+    for user in range(300):
+        expected = bucket("new-ui", user) < 3750
+        assert flags.is_enabled("new-ui", user_id=user) is expected
+    assert flags.is_enabled("new-ui") is False  # anonymous: only a full rollout
+
+
+def test_rollout_share_is_close_to_the_target(flags: FeatureFlags) -> None:
+    flags.set_rollout("share", 20)
+    on = flags.is_enabled_many("share", range(10_000))
+    assert 0.18 <= sum(on) / 10_000 <= 0.22
+
+
+def test_is_enabled_many_agrees_with_is_enabled(flags: FeatureFlags) -> None:
+    flags.set_rollout("many", 50)
+    flags.enable_for_user("many", 3)
+    flags.disable_for_user("many", 4)
+    users = list(range(200))
+    assert flags.is_enabled_many("many", users) == [flags.is_enabled("many", u) for u in users]
+
+
+def test_bucket_is_stable_across_processes() -> None:
+    code = "from labkit.flags import bucket; print([bucket('f', u) for u in range(20)])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str([bucket("f", u) for u in range(20)])
+
+
+def test_bucket_differs_between_flags() -> None:
+    a = [bucket("flag-a", u) for u in range(1000)]
+    b = [bucket("flag-b", u) for u in range(1000)]
+    assert sum(x == y for x, y in zip(a, b, strict=True)) < 10
+    assert all(0 <= x < BUCKETS for x in a)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    flag=st.text(min_size=1, max_size=12).filter(lambda s: s == s.strip()),
+    low=st.floats(0, 100),
+    high=st.floats(0, 100),
+)
+def test_growing_rollout_never_turns_a_user_off(flag: str, low: float, high: float) -> None:
+    """Property: the users on at a lower percent are a subset of those on at a higher one."""
+    low, high = sorted((low, high))
+    users = range(200)
+    on_low = {u for u in users if bucket(flag, u) < low * 100}
+    on_high = {u for u in users if bucket(flag, u) < high * 100}
+    assert on_low <= on_high
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(st.floats(0, 100), min_size=2, max_size=6).map(sorted))
+def test_no_user_flips_off_as_stored_rollout_grows(flags: FeatureFlags, steps: list[float]) -> None:
+    users = range(500)
+    before: set[int] = set()
+    for percent in steps:
+        flags.set_rollout("grow", percent)
+        now = {u for u, on in zip(users, flags.is_enabled_many("grow", users), strict=True) if on}
+        assert before <= now
+        before = now
+
+
+def test_list_flags_and_delete(flags: FeatureFlags) -> None:
+    flags.enable("b")
+    flags.disable("a")
+    flags.enable_for_user("c", 1)
+    assert flags.list_flags() == ["a", "b", "c"]
+    assert flags.delete("b") is True
+    assert flags.delete("b") is False
+    assert flags.list_flags() == ["a", "c"]
+    assert flags.is_enabled("b") is False
+
+
+def test_is_enabled_is_one_round_trip(r: redis.Redis, ns: Namespace) -> None:
+    client, counter = counting_client(r)
+    ff = FeatureFlags(client, prefix=ns.prefix)
+    ff.set_rollout("rt", 50)
+    ff.enable_for_user("rt", "vip")
+    for user in ("vip", "someone", None):
+        counter.reset()
+        ff.is_enabled("rt", user_id=user)
+        assert counter.count == 1
+    counter.reset()
+    ff.is_enabled_many("rt", range(1000))
+    assert counter.count == 1
+    client.close()
+
+
+def test_works_without_decoded_responses(r: redis.Redis, ns: Namespace) -> None:
+    raw = raw_client(r)
+    ff = FeatureFlags(raw, prefix=ns.prefix)
+    ff.set_rollout("bytes", 30)
+    ff.enable_for_user("bytes", "ann")
+    ff.enable("other")
+    assert raw.hget(ff._key("bytes"), "enabled") == b"1"  # the reply really is bytes
+    assert ff.is_enabled("bytes", user_id="ann") is True
+    assert ff.is_enabled("other") is True
+    assert ff.is_enabled_many("bytes", range(100)) == [
+        bucket("bytes", u) < 3000 for u in range(100)
+    ]
+    assert ff.list_flags() == ["bytes", "other"]
+    assert ff.get("bytes") == {"enabled": True, "rollout": 30.0, "overrides": {"ann": True}}
+    raw.close()
+
+
+def test_concurrent_overrides_are_all_kept(flags: FeatureFlags) -> None:
+    def worker(start: int) -> None:
+        for u in range(start, start + 50):
+            flags.enable_for_user("crowd", u)
+
+    threads = [threading.Thread(target=worker, args=(i * 50,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    state = flags.get("crowd")
+    assert state is not None and len(state["overrides"]) == 300
+    assert flags.list_flags() == ["crowd"]
+    assert all(flags.is_enabled_many("crowd", range(300)))
+
+
+def test_keys_share_one_hash_slot_under_the_prefix(flags: FeatureFlags, ns: Namespace) -> None:
+    flags.enable("x")
+    flags.enable("y")
+    assert ns.keys() == [ns.prefix + "{flags}", ns.prefix + "{flags}:x", ns.prefix + "{flags}:y"]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda f: f.set_rollout("x", 101), ValueError, "percent"),
+        (lambda f: f.set_rollout("x", -1), ValueError, "percent"),
+        (lambda f: f.set_rollout("x", float("nan")), ValueError, "percent"),
+        (lambda f: f.set_rollout("x", "50"), TypeError, "percent"),
+        (lambda f: f.set_rollout("x", True), TypeError, "percent"),
+        (lambda f: f.enable(""), ValueError, "flag"),
+        (lambda f: f.enable(" x"), ValueError, "flag"),
+        (lambda f: f.disable(None), TypeError, "flag"),
+        (lambda f: f.is_enabled("x", user_id=""), ValueError, "user_id"),
+        (lambda f: f.is_enabled("x", user_id=1.5), TypeError, "user_id"),
+        (lambda f: f.enable_for_user("x", True), TypeError, "user_id"),
+        (lambda f: f.is_enabled_many("x", [1, None]), TypeError, "user_id"),
+    ],
+)
+def test_bad_input_is_refused_before_reaching_redis(
+    flags: FeatureFlags, ns: Namespace, call, error: type, words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        call(flags)
+    assert ns.keys() == []
+
+
+def test_bad_prefix_is_refused(r: redis.Redis) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        FeatureFlags(r, prefix="a{b}:")
+    with pytest.raises(TypeError, match="prefix"):
+        FeatureFlags(r, prefix=None)  # type: ignore[arg-type]
