@@ -1,0 +1,377 @@
+"""labkit.ratelimit: four limiters, one interface, exact where they promise to be."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.crc import key_slot
+
+from labkit.keys import Namespace
+from labkit.ratelimit import (
+    ALGORITHMS,
+    Decision,
+    FixedWindow,
+    Limiter,
+    SlidingLog,
+    SlidingWindowCounter,
+    TokenBucket,
+    make,
+)
+
+FAST = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+_example = itertools.count()
+
+
+def fresh_key() -> str:
+    """A key no earlier hypothesis example used (the namespace is cleaned once per test)."""
+    return f"client-{next(_example)}"
+
+
+Factory = Callable[[redis.Redis, int, float, str], Limiter]
+
+
+# -- bad input ----------------------------------------------------------------------------
+BAD_SETTINGS = [
+    (0, 1.0, "limit must be >= 1"),
+    (-3, 1.0, "limit must be >= 1"),
+    (5, 0, "window must be > 0"),
+    (5, -1.0, "window must be > 0"),
+    (5, float("nan"), "window must be > 0"),
+]
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_bad_settings_raise_value_error_naming_the_argument(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    for limit, window, message in BAD_SETTINGS:
+        with pytest.raises(ValueError, match=message):
+            make(algorithm, r, limit, window, prefix=ns.prefix)
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_bad_requests_raise_before_reaching_redis(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
+    with pytest.raises(ValueError, match=r"cost must be <= limit \(5\), got 6"):
+        limiter.hit("u", cost=6)
+    with pytest.raises(ValueError, match="cost must be >= 1, got 0"):
+        limiter.hit("u", cost=0)
+    with pytest.raises(ValueError, match="key must be a non-empty string"):
+        limiter.hit("")
+    with pytest.raises(TypeError, match="key must be a str"):
+        limiter.hit(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="cost must be an int"):
+        limiter.hit("u", cost=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="now must be finite and >= 0"):
+        limiter.hit("u", now=-1.0)
+    with pytest.raises(ValueError, match="cost must be <= limit"):
+        limiter.replay("u", [0.0, 1.0], cost=9)
+    assert ns.keys() == []
+
+
+def test_limit_must_be_an_int(r: redis.Redis, ns: Namespace) -> None:
+    with pytest.raises(TypeError, match="limit must be an int"):
+        SlidingLog(r, 2.5, 1.0, prefix=ns.prefix)  # type: ignore[arg-type]
+
+
+def test_token_bucket_rejects_bad_rate_and_burst(r: redis.Redis, ns: Namespace) -> None:
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        TokenBucket(r, 0, 5, prefix=ns.prefix)
+    with pytest.raises(ValueError, match="burst must be >= 1"):
+        TokenBucket(r, 1.0, 0, prefix=ns.prefix)
+
+
+def test_prefix_must_not_carry_a_hash_tag(r: redis.Redis, ns: Namespace) -> None:
+    with pytest.raises(ValueError, match="prefix must not contain"):
+        FixedWindow(r, 5, 1.0, prefix=ns.prefix + "{x}:")
+
+
+def test_unknown_algorithm_is_refused(r: redis.Redis, ns: Namespace) -> None:
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        make("leaky", r, 5, 1.0, prefix=ns.prefix)
+
+
+# -- the shared interface -----------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_admits_limit_then_denies_with_retry_after(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    limiter = make(algorithm, r, 3, 10.0, prefix=ns.prefix)
+    decisions = [limiter.hit("u", now=100.0 + i * 0.001) for i in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0]
+    assert decisions[0].retry_after == 0
+    assert decisions[3].retry_after > 0
+    assert all(d.reset_after > 0 for d in decisions)
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_peek_does_not_consume(r: redis.Redis, ns: Namespace, algorithm: str) -> None:
+    limiter = make(algorithm, r, 2, 10.0, prefix=ns.prefix)
+    assert limiter.peek("u", now=5.0) == Decision(True, 2, 0.0, 0.0)
+    assert ns.keys() == []
+    limiter.hit("u", now=5.0)
+    for _ in range(5):
+        assert limiter.peek("u", now=5.0).remaining == 1
+    assert limiter.peek("u", cost=2, now=5.0).allowed is False
+    assert limiter.hit("u", now=5.0).allowed is True
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_is_allowed_returns_allowed_and_remaining(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    limiter = make(algorithm, r, 2, 3600.0, prefix=ns.prefix)
+    assert limiter.is_allowed("u") == (True, 1)
+    assert limiter.is_allowed("u") == (True, 0)
+    assert limiter.is_allowed("u") == (False, 0)
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_server_clock_is_the_default_and_keys_expire(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    limiter = make(algorithm, r, 5, 30.0, prefix=ns.prefix)
+    assert limiter.hit("u").allowed
+    for key in ns.keys():
+        assert 0 < r.pttl(key) <= 60_000
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_fractional_window_gets_a_millisecond_ttl(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    limiter = make(algorithm, r, 5, 0.5, prefix=ns.prefix)
+    assert limiter.hit("u").allowed
+    ttls = [r.pttl(key) for key in ns.keys()]
+    assert ttls and all(0 < ttl <= 1000 for ttl in ttls)
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_cost_spends_several_units(r: redis.Redis, ns: Namespace, algorithm: str) -> None:
+    limiter = make(algorithm, r, 10, 60.0, prefix=ns.prefix)
+    assert limiter.hit("u", cost=7, now=1.0).remaining == 3
+    assert limiter.hit("u", cost=4, now=1.0).allowed is False
+    assert limiter.hit("u", cost=3, now=1.0).remaining == 0
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_keys_of_one_client_share_one_hash_slot(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
+    keys = limiter.keys("user:42")
+    assert all(key.startswith(ns.prefix + "{user:42}") for key in keys)
+    assert len({key_slot(key.encode()) for key in keys}) == 1
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_replay_matches_hit_in_a_loop(r: redis.Redis, ns: Namespace, algorithm: str) -> None:
+    limiter = make(algorithm, r, 7, 1.0, prefix=ns.prefix)
+    times = np.sort(np.random.default_rng(6).uniform(0, 5, 120))
+    looped = [limiter.hit("loop", now=float(t)) for t in times]
+    assert limiter.replay("batched", times, batch=16) == looped
+
+
+def test_decision_headers_carry_retry_after_only_on_denial() -> None:
+    allowed = Decision(True, 4, 0.0, 12.2).headers(5)
+    assert allowed == {
+        "X-RateLimit-Limit": "5",
+        "X-RateLimit-Remaining": "4",
+        "X-RateLimit-Reset": "13",
+    }
+    denied = Decision(False, 0, 0.2, 0.9).headers(5)
+    assert denied["Retry-After"] == "1"
+
+
+# -- per algorithm ------------------------------------------------------------------------
+def test_fixed_windows_are_aligned_to_multiples_of_window(r: redis.Redis, ns: Namespace) -> None:
+    limiter = FixedWindow(r, 1, 10.0, prefix=ns.prefix)
+    assert limiter.hit("u", now=1009.0).allowed
+    denied = limiter.hit("u", now=1009.99)
+    assert not denied.allowed
+    assert denied.retry_after == pytest.approx(0.01)
+    assert limiter.hit("u", now=1010.0).allowed  # 1010 is a multiple of 10: a new window
+
+
+def test_fixed_window_passes_twice_the_limit_across_a_boundary(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    limiter = FixedWindow(r, 5, 1.0, prefix=ns.prefix)
+    times = [0.95 + i * 0.01 for i in range(10)]  # 0.95 .. 1.04: a span of 0.09 s
+    assert sum(d.allowed for d in limiter.replay("u", times)) == 10
+
+
+def test_sliding_log_does_not_record_rejected_requests(r: redis.Redis, ns: Namespace) -> None:
+    limiter = SlidingLog(r, 5, 1.0, prefix=ns.prefix)
+    times = [i * 0.1 for i in range(40)]  # a client retrying every 100 ms for 4 s
+    admitted = [t for t, d in zip(times, limiter.replay("u", times), strict=True) if d.allowed]
+    assert len(admitted) == 20  # 5 per second, every second
+    assert r.zcard(limiter.keys("u")[0]) <= 5
+
+
+def test_sliding_log_members_are_unique_within_one_microsecond(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    limiter = SlidingLog(r, 50, 1.0, prefix=ns.prefix)
+    for _ in range(30):
+        limiter.hit("u", now=7.000001)
+    limiter.hit("u", cost=20, now=7.000001)
+    assert r.zcard(limiter.keys("u")[0]) == 50
+    assert not limiter.hit("u", now=7.000001).allowed
+
+
+def test_sliding_log_memory_is_bounded_by_limit(r: redis.Redis, ns: Namespace) -> None:
+    limiter = SlidingLog(r, 10, 60.0, prefix=ns.prefix)
+    decisions = limiter.replay("u", [i * 0.001 for i in range(2000)])
+    assert sum(d.allowed for d in decisions) == 10
+    assert r.zcard(limiter.keys("u")[0]) == 10
+
+
+def test_sliding_log_retry_after_is_when_the_oldest_entry_leaves(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    limiter = SlidingLog(r, 2, 10.0, prefix=ns.prefix)
+    limiter.hit("u", now=1.0)
+    limiter.hit("u", now=4.0)
+    denied = limiter.hit("u", now=5.0)
+    assert denied.retry_after == pytest.approx(6.0)  # the entry at 1.0 leaves at 11.0
+    assert limiter.hit("u", cost=2, now=5.0).retry_after == pytest.approx(9.0)
+    assert limiter.hit("u", now=11.0).allowed
+
+
+def test_sliding_window_counter_weights_the_previous_window(r: redis.Redis, ns: Namespace) -> None:
+    limiter = SlidingWindowCounter(r, 10, 1.0, prefix=ns.prefix)
+    limiter.hit("u", cost=10, now=0.5)
+    # at 1.25 the previous window counts 10 * 0.75 = 7.5, so 2 more fit
+    assert limiter.peek("u", now=1.25).remaining == 2
+    assert [limiter.hit("u", now=1.25).allowed for _ in range(3)] == [True, True, False]
+    assert limiter.peek("u", now=2.0).remaining == 8  # previous window now holds the 2
+
+
+def test_token_bucket_refills_at_its_rate(r: redis.Redis, ns: Namespace) -> None:
+    bucket = TokenBucket(r, rate=2.0, burst=4, prefix=ns.prefix)
+    assert bucket.limit == 4 and bucket.window == 2.0
+    assert sum(bucket.hit("u", now=10.0).allowed for _ in range(6)) == 4
+    denied = bucket.hit("u", now=10.0)
+    assert denied.retry_after == pytest.approx(0.5)
+    assert bucket.hit("u", now=10.5).allowed
+    assert bucket.peek("u", now=12.5).remaining == 4
+
+
+def test_token_bucket_per_matches_limit_per_window(r: redis.Redis, ns: Namespace) -> None:
+    bucket = TokenBucket.per(r, 30, 60.0, prefix=ns.prefix)
+    assert (bucket.rate, bucket.burst, bucket.limit, bucket.window) == (0.5, 30, 30, 60.0)
+
+
+# -- properties over random request times -------------------------------------------------
+times_us = st.lists(st.integers(0, 10_000_000), min_size=1, max_size=40).map(sorted)
+
+
+@FAST
+@given(times=times_us, limit=st.integers(1, 8), window_ms=st.integers(50, 4000))
+def test_sliding_log_never_admits_more_than_limit_in_any_window(
+    r: redis.Redis, ns: Namespace, times: list[int], limit: int, window_ms: int
+) -> None:
+    limiter = SlidingLog(r, limit, window_ms / 1000, prefix=ns.prefix)
+    decisions = limiter.replay(fresh_key(), [t / 1e6 for t in times])
+    window_us = window_ms * 1000
+    admitted: list[int] = []
+    for t, decision in zip(times, decisions, strict=True):
+        live = sum(1 for a in admitted if a > t - window_us)
+        assert decision.allowed == (live < limit)  # exact: the reference model agrees
+        if decision.allowed:
+            admitted.append(t)
+    for end in admitted:
+        assert sum(1 for a in admitted if end - window_us < a <= end) <= limit
+
+
+@FAST
+@given(
+    times=times_us,
+    burst=st.integers(1, 8),
+    rate=st.floats(0.1, 50.0),
+    costs=st.lists(st.integers(1, 3), min_size=40, max_size=40),
+)
+def test_token_bucket_never_exceeds_its_burst(
+    r: redis.Redis, ns: Namespace, times: list[int], burst: int, rate: float, costs: list[int]
+) -> None:
+    bucket = TokenBucket(r, rate, burst, prefix=ns.prefix)
+    key = fresh_key()
+    admitted: list[tuple[float, int]] = []
+    for t, cost in zip(times, costs, strict=False):
+        cost = min(cost, burst)
+        if bucket.hit(key, cost=cost, now=t / 1e6).allowed:
+            admitted.append((t / 1e6, cost))
+    for i, (start, _) in enumerate(admitted):
+        spent = 0
+        for end, cost in admitted[i:]:
+            spent += cost
+            assert spent <= burst + rate * (end - start) + 1e-6
+
+
+@FAST
+@given(times=times_us, limit=st.integers(1, 8), window_ms=st.integers(50, 4000))
+def test_fixed_window_never_exceeds_limit_within_one_aligned_window(
+    r: redis.Redis, ns: Namespace, times: list[int], limit: int, window_ms: int
+) -> None:
+    limiter = FixedWindow(r, limit, window_ms / 1000, prefix=ns.prefix)
+    decisions = limiter.replay(fresh_key(), [t / 1e6 for t in times])
+    per_window: dict[int, int] = {}
+    for t, decision in zip(times, decisions, strict=True):
+        w = t // (window_ms * 1000)
+        assert decision.allowed == (per_window.get(w, 0) < limit)
+        per_window[w] = per_window.get(w, 0) + decision.allowed
+
+
+# -- concurrency --------------------------------------------------------------------------
+def _admitted_by_threads(
+    limiter: Limiter, key: str, n_requests: int, n_threads: int, now: float | None
+) -> int:
+    barrier = threading.Barrier(n_threads)
+    counts = [0] * n_threads
+
+    def work(i: int) -> None:
+        barrier.wait()
+        for _ in range(i, n_requests, n_threads):
+            counts[i] += limiter.hit(key, now=now).allowed
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts)
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_hundred_threads_at_a_limit_of_five_admit_exactly_five(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    limiter = make(algorithm, r, 5, 3600.0, prefix=ns.prefix)
+    # the log and the bucket have no window edge to straddle: use the server clock there
+    now = None if algorithm in ("sliding log", "token bucket") else 1800.0
+    assert _admitted_by_threads(limiter, "u", 100, 100, now) == 5
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_admitted_count_is_the_same_from_one_or_sixteen_threads(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    limiter = make(algorithm, r, 37, 60.0, prefix=ns.prefix)
+    one = _admitted_by_threads(limiter, "one", 200, 1, now=30.0)
+    sixteen = _admitted_by_threads(limiter, "sixteen", 200, 16, now=30.0)
+    assert one == sixteen == 37
