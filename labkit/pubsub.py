@@ -1,0 +1,315 @@
+"""Pub/Sub notifications: JSON messages to whoever is listening right now.
+
+    bus = PubSub(r, prefix=ns.key("bus") + ":")
+    with bus.psubscribe("notifications:*", handler) as sub:
+        bus.publish("notifications:alice", {"text": "hi"})   # -> receivers reached
+
+What the pattern guarantees:
+
+* **At-most-once, to live subscribers only.** ``PUBLISH`` hands a message to the
+  subscribers connected at that instant and forgets it. ``publish`` returns how many
+  received it; 0 means nobody did, and nobody ever will.
+* A subscription's handler runs on one background thread, in publish order per channel.
+  A handler that raises is *reported* (kept in ``Subscription.errors``, passed to
+  ``on_error``, logged) and the listener goes on with the next message.
+* ``Subscription.stop()`` unsubscribes, joins the thread and closes the connection: nothing
+  is left running.
+
+What it does not guarantee:
+
+* Delivery across a disconnect. redis-py reconnects and re-subscribes by itself
+  (``Subscription.disconnects`` and ``reconnects`` record it), but whatever was published in between is gone.
+* Delivery to a slow subscriber. The server buffers outgoing messages per client and
+  disconnects a subscriber whose buffer passes ``client-output-buffer-limit pubsub``
+  (default ``32mb 8mb 60``); its queued messages are dropped.
+* Persistence or replay. For at-least-once delivery use ``labkit.streams``.
+
+On a cluster, a message published on any node reaches subscribers on every node, but
+PUBLISH returns only the count of the node that took it; ``PubSub`` therefore sends its
+publishes and subscriptions through the cluster's default node, so the count is exact.
+
+Channel names: every channel and pattern is ``prefix + name`` (built in ``_channel`` and
+``_pattern``, the prefix glob-escaped in patterns), so a notebook can keep its traffic under
+its namespace; ``Message.channel`` is the name without the prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from labkit.keys import escape_glob
+
+_log = logging.getLogger(__name__)
+
+_POLL_S = 0.05  # how often the listener looks at its stop flag while idle
+_SUBSCRIBE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received message: its channel and the pattern that matched it (``None`` for a
+    plain ``subscribe``), both without the bus prefix, and the decoded JSON data."""
+
+    channel: str
+    data: Any
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class HandlerError:
+    """A failure the listener reported instead of dying: the raw message and the error."""
+
+    channel: str
+    raw: str | None
+    error: BaseException
+
+
+Handler = Callable[[Message], object]
+ErrorHandler = Callable[[HandlerError], object]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _check_payload(message: Any) -> str:
+    """JSON text of ``message``; ValueError/TypeError naming the argument otherwise."""
+    if message is None or (isinstance(message, str | bytes | list | tuple | dict) and not message):
+        raise ValueError(f"message must not be empty, got {message!r}")
+    try:
+        return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"message must be JSON-serialisable: {exc}") from None
+
+
+def _names(names: str | Iterable[str], what: str) -> list[str]:
+    items = [names] if isinstance(names, str) else list(names)
+    if not items:
+        raise ValueError(f"{what} must name at least one channel")
+    for name in items:
+        if not isinstance(name, str):
+            raise TypeError(f"{what} must be str, got {type(name).__name__}")
+        if not name:
+            raise ValueError(f"{what} must be non-empty strings, got {name!r}")
+    return items
+
+
+class PubSub:
+    """Publish JSON messages and run background subscribers on the client ``r``.
+
+    ``prefix`` is prepended to every channel and pattern (escaped for patterns), so two
+    notebooks on one server never hear each other.
+    """
+
+    def __init__(self, r: Any, *, prefix: str = "") -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        self.r = r
+        self.prefix = prefix
+        # PUBLISH counts only the receivers connected to the node that took it, so on a
+        # cluster publishes and subscriptions all go through one node: the default one.
+        self.node: Any = r.get_default_node() if hasattr(r, "get_default_node") else None
+
+    def _new_pubsub(self) -> Any:
+        return self.r.pubsub(node=self.node) if self.node is not None else self.r.pubsub()
+
+    def _channel(self, name: str) -> str:
+        return self.prefix + name
+
+    def _pattern(self, pattern: str) -> str:
+        return escape_glob(self.prefix) + pattern
+
+    def publish(self, channel: str, message: Any) -> int:
+        """Send ``message`` (JSON-serialisable) on ``channel``; return how many subscribers
+        received it. 0 means the message is gone."""
+        _names(channel, "channel")
+        payload = _check_payload(message)
+        if self.node is not None:
+            return int(
+                self.r.execute_command(
+                    "PUBLISH", self._channel(channel), payload, target_nodes=self.node
+                )
+            )
+        return int(self.r.publish(self._channel(channel), payload))
+
+    def subscribe(
+        self,
+        channels: str | Iterable[str],
+        handler: Handler,
+        *,
+        on_error: ErrorHandler | None = None,
+    ) -> Subscription:
+        """Call ``handler(Message)`` for every message on ``channels`` (exact names)."""
+        names = [self._channel(c) for c in _names(channels, "channels")]
+        return Subscription(self, "subscribe", names, handler, on_error)
+
+    def psubscribe(
+        self,
+        patterns: str | Iterable[str],
+        handler: Handler,
+        *,
+        on_error: ErrorHandler | None = None,
+    ) -> Subscription:
+        """Call ``handler(Message)`` for every message on channels matching the glob
+        ``patterns`` (``*``, ``?``, ``[...]``)."""
+        names = [self._pattern(p) for p in _names(patterns, "patterns")]
+        return Subscription(self, "psubscribe", names, handler, on_error)
+
+
+class Subscription:
+    """A running subscriber: one connection, one thread. Stop it with ``stop()`` (or use
+    it as a context manager).
+
+    Attributes a notebook reads: ``received`` (messages handed to the handler), ``errors``
+    (``HandlerError`` list), ``reconnects`` and ``reconnected_at`` (how often, and when by
+    ``time.monotonic()``, the connection was re-established and the subscriptions
+    replayed), ``disconnects`` (when a connection error got past redis-py's own retries).
+    """
+
+    def __init__(
+        self,
+        bus: PubSub,
+        kind: str,
+        names: list[str],
+        handler: Handler,
+        on_error: ErrorHandler | None,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be callable, got {type(on_error).__name__}")
+        self._bus = bus
+        self._handler = handler
+        self._on_error = on_error
+        self.names = tuple(names)
+        self.received = 0
+        self.reconnects = 0
+        self.reconnected_at: list[float] = []
+        self.disconnects: list[float] = []
+        self.errors: list[HandlerError] = []
+        self._stop = threading.Event()
+        self._early: list[dict[str, Any]] = []
+        self._pubsub = bus._new_pubsub()
+        try:
+            getattr(self._pubsub, kind)(*names)
+            self._await_confirmations(kind, len(names))
+            connection = getattr(self._pubsub, "connection", None)
+            if connection is not None:
+                connection.register_connect_callback(self._on_connect)
+        except BaseException:
+            self._pubsub.close()
+            raise
+        self._thread = threading.Thread(
+            target=self._run, name=f"labkit-pubsub-{names[0]}", daemon=True
+        )
+        self._thread.start()
+
+    def _await_confirmations(self, kind: str, expected: int) -> None:
+        """Block until the server confirmed every subscription, so a publish right after
+        ``subscribe()`` returns is heard."""
+        deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT_S
+        confirmed = 0
+        while confirmed < expected:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"the server did not confirm {kind} within {_SUBSCRIBE_TIMEOUT_S} s"
+                )
+            msg = self._pubsub.get_message(timeout=min(left, 0.5))
+            if msg is None:
+                continue
+            if msg["type"] == kind:
+                confirmed += 1
+            elif msg["type"] in ("message", "pmessage"):
+                self._early.append(msg)
+
+    def _on_connect(self, connection: Any) -> None:
+        self.reconnects += 1
+        self.reconnected_at.append(time.monotonic())
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        for msg in self._early:
+            self._dispatch(msg)
+        self._early.clear()
+        while not self._stop.is_set():
+            try:
+                msg = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=_POLL_S)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # The server closed the connection (CLIENT KILL, output buffer limit,
+                # restart) and redis-py's retries did not hide it: note when, then let the
+                # next read reconnect and re-subscribe. What was sent in between is lost.
+                self.disconnects.append(time.monotonic())
+                _log.warning("subscriber on %s disconnected: %s", ", ".join(self.names), exc)
+                self._stop.wait(_POLL_S)
+                continue
+            if msg is not None:
+                self._dispatch(msg)
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        if msg.get("type") not in ("message", "pmessage"):
+            return
+        channel = _text(msg["channel"])
+        raw = _text(msg["data"])
+        pattern = _text(msg["pattern"]) if msg.get("pattern") is not None else None
+        prefix = self._bus.prefix
+        escaped = escape_glob(prefix)
+        if pattern is not None and pattern.startswith(escaped):
+            pattern = pattern[len(escaped) :]
+        try:
+            message = Message(
+                channel=channel[len(prefix) :] if channel.startswith(prefix) else channel,
+                data=json.loads(raw),
+                pattern=pattern,
+            )
+            self.received += 1
+            self._handler(message)
+        except Exception as exc:
+            self._report(HandlerError(channel, raw, exc))
+
+    def _report(self, failure: HandlerError) -> None:
+        self.errors.append(failure)
+        if self._on_error is not None:
+            try:
+                self._on_error(failure)
+                return
+            except Exception:
+                _log.exception("on_error itself raised")
+        _log.error(
+            "subscriber on %s: %r (message %r)",
+            failure.channel or ", ".join(self.names),
+            failure.error,
+            failure.raw,
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening: join the thread, unsubscribe, close the connection. Idempotent."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise RuntimeError(
+                    f"the subscriber thread did not stop within {timeout} s (a handler is stuck)"
+                )
+        self._pubsub.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<Subscription {', '.join(self.names)} {state} received={self.received}>"
