@@ -16,8 +16,8 @@ a Redis client as its first argument, so the same class runs on a single node or
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from labkit.claims import Claims
 from labkit.keys import Namespace, escape_glob, namespace
 from labkit.server import (
     NotPrivateServerError,
@@ -45,6 +45,16 @@ __all__ = [
     "require_private",
     "server_info",
 ]
+
+def __getattr__(name: str) -> Any:
+    # Claims pulls in pandas (seconds to import); worker processes that only need a pattern
+    # module should not pay for it, so it is imported on first use.
+    if name == "Claims":
+        from labkit.claims import Claims
+
+        return Claims
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
