@@ -1,0 +1,417 @@
+"""labkit.locks: a lease lock with fencing tokens, against a real server."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.crc import key_slot
+
+from labkit.keys import Namespace
+from labkit.locks import (
+    FencedStore,
+    Lock,
+    LockError,
+    LockLost,
+    LockNotAcquired,
+    ServerSpec,
+    contention_sweep,
+    delete_if_equal,
+    lock_keys,
+    mp_context,
+    open_client,
+    pause_rounds,
+    server_compare_and_delete,
+    server_spec,
+)
+from labkit.measure import counting_client
+
+
+def make(r: redis.Redis, ns: Namespace, name: str = "job", **kwargs: object) -> Lock:
+    return Lock(r, name, prefix=ns.prefix, **kwargs)  # type: ignore[arg-type]
+
+
+def test_acquire_returns_fencing_tokens_that_increase_with_every_grant(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    lock = make(r, ns)
+    tokens = []
+    for _ in range(5):
+        token = lock.acquire()
+        assert isinstance(token, int)
+        tokens.append(token)
+        assert lock.release() is True
+    assert tokens == sorted(tokens) and len(set(tokens)) == 5
+    assert lock.fencing_token == tokens[-1]
+
+
+def test_second_holder_is_refused_while_the_lock_is_held(r: redis.Redis, ns: Namespace) -> None:
+    a, b = make(r, ns), make(r, ns)
+    assert a.acquire() is not None
+    assert b.acquire(blocking=False) is None
+    assert b.acquire(timeout=0.05) is None
+    assert a.locked() and b.locked() and a.owned() and not b.owned()
+    a.release()
+    assert not a.locked() and b.acquire(blocking=False) is not None
+
+
+def test_release_by_non_owner_is_refused(r: redis.Redis, ns: Namespace) -> None:
+    owner, other = make(r, ns), make(r, ns)
+    owner.acquire()
+    assert other.release() is False  # never acquired
+    assert owner.owned()
+    # A holder whose lease ran out cannot release the next holder's lock.
+    stale = make(r, ns, "short", ttl=0.05)
+    stale.acquire()
+    time.sleep(0.08)
+    fresh = make(r, ns, "short", ttl=5)
+    assert fresh.acquire(blocking=False) is not None
+    assert stale.release() is False
+    assert fresh.owned()
+
+
+def test_extend_replaces_the_remaining_ttl_while_owned(r: redis.Redis, ns: Namespace) -> None:
+    lock = make(r, ns, ttl=0.5)
+    lock.acquire()
+    assert lock.extend(30) is True
+    assert r.pttl(lock.keys.lock) > 20_000
+    assert lock.extend(0.2) is True  # replaces, does not add
+    assert 0 < r.pttl(lock.keys.lock) <= 200
+
+
+def test_extend_after_expiry_is_refused(r: redis.Redis, ns: Namespace) -> None:
+    lock = make(r, ns, ttl=0.05)
+    lock.acquire()
+    time.sleep(0.08)
+    assert lock.extend(10) is False
+    assert not lock.locked()  # refused even though nobody took it: no silent revival
+    assert make(r, ns).extend() is False  # never held
+
+
+def test_fractional_ttl_is_set_in_milliseconds(r: redis.Redis, ns: Namespace) -> None:
+    lock = make(r, ns, ttl=0.25)
+    lock.acquire()
+    assert 150 <= r.pttl(lock.keys.lock) <= 250
+    time.sleep(0.3)
+    assert not lock.locked() and not lock.owned()
+
+
+def test_context_manager_yields_the_token_and_releases(r: redis.Redis, ns: Namespace) -> None:
+    lock = make(r, ns)
+    with lock as token:
+        assert isinstance(token, int) and lock.owned()
+    assert not lock.locked()
+
+
+def test_context_manager_timeout_raises_without_running_the_body(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    holder = make(r, ns)
+    holder.acquire()
+    ran = False
+    with pytest.raises(LockNotAcquired, match="not acquired within"), make(r, ns, timeout=0.05):
+        ran = True
+    assert not ran
+    assert issubclass(LockNotAcquired, TimeoutError) and holder.owned()
+
+
+def test_context_manager_reports_a_lease_lost_in_the_body(r: redis.Redis, ns: Namespace) -> None:
+    with pytest.raises(LockLost), make(r, ns, ttl=0.05):
+        time.sleep(0.08)
+
+
+def test_an_instance_is_not_reentrant(r: redis.Redis, ns: Namespace) -> None:
+    lock = make(r, ns)
+    lock.acquire()
+    with pytest.raises(LockError, match="not reentrant"):
+        lock.acquire()
+
+
+BAD_CONSTRUCTOR_INPUT = [
+    ({"ttl": 0}, ValueError, "ttl must be > 0, got 0"),
+    ({"ttl": -1}, ValueError, "ttl must be > 0, got -1"),
+    ({"ttl": float("nan")}, ValueError, "ttl must be finite"),
+    ({"ttl": "10"}, TypeError, "ttl must be a number"),
+    ({"name": ""}, ValueError, "name must be a non-empty string"),
+    ({"name": 42}, TypeError, "name must be a str"),
+    ({"name": "a}b"}, ValueError, "name must not contain"),
+    ({"prefix": "x{"}, ValueError, "prefix must not contain"),
+    ({"strategy": "poll"}, ValueError, "strategy must be one of"),
+    ({"timeout": -1}, ValueError, "timeout must be >= 0, got -1"),
+    ({"spin_interval": 0}, ValueError, "spin_interval must be > 0"),
+    ({"max_block": -0.5}, ValueError, "max_block must be > 0"),
+]
+
+
+def test_bad_constructor_input_is_refused_before_redis(r: redis.Redis, ns: Namespace) -> None:
+    client, trips = counting_client(r)
+    for kwargs, error, message in BAD_CONSTRUCTOR_INPUT:
+        args = {"name": "job", "prefix": ns.prefix, **kwargs}
+        with pytest.raises(error, match=message):
+            Lock(client, **args)
+    assert trips.count == 0
+
+
+def test_bad_call_input_is_refused_before_redis(r: redis.Redis, ns: Namespace) -> None:
+    client, trips = counting_client(r)
+    lock = Lock(client, "job", prefix=ns.prefix)
+    with pytest.raises(ValueError, match="timeout must be >= 0, got -1"):
+        lock.acquire(timeout=-1)
+    with pytest.raises(ValueError, match="timeout must be None when blocking=False"):
+        lock.acquire(blocking=False, timeout=1)
+    with pytest.raises(TypeError, match="blocking must be a bool"):
+        lock.acquire(blocking="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ttl must be > 0, got 0"):
+        lock.extend(0)
+    assert trips.count == 0
+
+
+def test_the_lock_keys_share_one_hash_slot() -> None:
+    keys = lock_keys("lab:06-locks:", "orders:42")
+    assert keys.lock == "lab:06-locks:{orders:42}"
+    assert (
+        key_slot(keys.lock.encode())
+        == key_slot(keys.fence.encode())
+        == key_slot(keys.wake.encode())
+    )
+
+
+def test_release_without_waiters_frees_the_lock(r: redis.Redis, ns: Namespace) -> None:
+    lock = make(r, ns)
+    lock.acquire()
+    lock.release()
+    assert not r.exists(lock.keys.lock) and not r.exists(lock.keys.wake)
+    assert lock.acquire(blocking=False) is not None
+
+
+def test_release_with_waiters_hands_over_one_grant_that_expires_with_its_lease(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    lock = make(r, ns, ttl=0.2)
+    r.set(lock.keys.waiting, 1, px=5000)  # a registered waiter that never comes back
+    first = lock.acquire()
+    lock.release()
+    assert lock.locked() and not lock.owned()  # handed over, not freed
+    (grant,) = r.lrange(lock.keys.wake, 0, -1)  # exactly one grant waits in the list
+    owner, _, fence = grant.rpartition(":")
+    assert r.get(lock.keys.lock) == owner and int(fence) == first + 1
+    assert 0 < r.pttl(lock.keys.wake) <= 200 and 0 < r.pttl(lock.keys.lock) <= 200
+
+
+def test_release_hands_the_lock_to_a_blocked_waiter_so_nobody_barges_in(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    holder = make(r, ns)
+    first = holder.acquire()
+    waiter = make(r, ns, max_block=30.0)
+    got: list[int | None] = []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=20)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while r.get(holder.keys.waiting) != "1" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    holder.release()
+    assert holder.acquire(blocking=False) is None  # already the waiter's
+    thread.join(10)
+    assert got == [first + 1] and waiter.owned()
+    waiter.release()
+    assert not r.exists(holder.keys.waiting) and not holder.locked()
+
+
+def test_a_blocked_notify_waiter_is_woken_by_release(r: redis.Redis, ns: Namespace) -> None:
+    holder = make(r, ns)
+    holder.acquire()
+    waiter = make(r, ns, max_block=30.0)  # only a wake-up (or the 30 s lease) can wake it
+    got: list[int | None] = []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=20)))
+    thread.start()
+    time.sleep(0.05)
+    holder.release()
+    thread.join(10)
+    assert not thread.is_alive() and got and got[0] is not None
+
+
+def test_a_grant_pushed_before_the_waiter_blocks_is_not_lost(r: redis.Redis, ns: Namespace) -> None:
+    holder, waiter = make(r, ns), make(r, ns, max_block=30.0)
+    holder.acquire()
+    # The waiter's failed attempt registered it (same script); it has not reached BLPOP yet ...
+    r.incr(holder.keys.waiting)
+    holder.release()  # ... when the release runs: the grant waits in the list for it.
+    assert r.llen(holder.keys.wake) == 1
+    assert waiter.acquire(timeout=10) is not None
+    assert waiter.owned() and r.llen(holder.keys.wake) == 0
+
+
+def test_a_crashed_holder_delays_notify_waiters_by_its_lease_only(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    crashed = make(r, ns, ttl=0.2)
+    crashed.acquire()  # and never releases: no wake-up will ever be pushed
+    waiter = make(r, ns, max_block=30.0)
+    assert waiter.acquire(timeout=10) is not None
+
+
+def test_no_lost_wake_ups_under_notify(r: redis.Redis, ns: Namespace) -> None:
+    # Leases and blocks of 30 s: a lost wake-up would leave a waiter stuck until timeout.
+    results: list[int | None] = []
+    guard = threading.Lock()
+
+    def worker() -> None:
+        lock = make(r, ns, ttl=30.0, max_block=30.0)
+        for _ in range(15):
+            token = lock.acquire(timeout=20)
+            with guard:
+                results.append(token)
+            if token is None:
+                return
+            lock.release()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 8 * 15 and None not in results
+    assert len(set(results)) == len(results)
+
+
+@pytest.mark.parametrize("strategy", ["spin", "backoff", "notify"])
+def test_every_strategy_gets_the_lock_once_it_is_released(
+    r: redis.Redis, ns: Namespace, strategy: str
+) -> None:
+    holder = make(r, ns)
+    holder.acquire()
+    waiter = make(r, ns, strategy=strategy, spin_interval=0.01)
+    timer = threading.Timer(0.05, holder.release)
+    timer.start()
+    assert waiter.acquire(timeout=10) is not None
+    timer.join()
+
+
+def _holder(spec: ServerSpec, prefix: str, log_key: str, rounds: int) -> None:
+    """A separate process: take the lock ``rounds`` times, logging its token on entry and exit."""
+    client = open_client(spec)
+    lock = Lock(client, "shared", ttl=10.0, prefix=prefix)
+    for _ in range(rounds):
+        token = lock.acquire(timeout=30)
+        assert token is not None
+        client.rpush(log_key, f"enter:{token}")
+        time.sleep(0.001)
+        client.rpush(log_key, f"exit:{token}")
+        assert lock.release()
+    client.close()
+
+
+def test_processes_never_hold_the_lock_together(r: redis.Redis, ns: Namespace) -> None:
+    spec = server_spec(r)
+    log_key = ns.key("log")
+    with ProcessPoolExecutor(4, mp_context=mp_context()) as pool:
+        for f in [pool.submit(_holder, spec, ns.prefix, log_key, 10) for _ in range(4)]:
+            f.result()
+    log = r.lrange(log_key, 0, -1)
+    assert len(log) == 80
+    enters, exits = log[0::2], log[1::2]
+    # No interleaving: every entry is followed by the same holder's exit ...
+    assert all(
+        e.split(":")[0] == "enter" and x == "exit:" + e.split(":")[1]
+        for e, x in zip(enters, exits, strict=True)
+    )
+    # ... and the fencing tokens strictly increase.
+    tokens = [int(e.split(":")[1]) for e in enters]
+    assert all(a < b for a, b in itertools.pairwise(tokens))
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ops=st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from(["acquire", "release", "extend"])), max_size=25
+    )
+)
+def test_sequential_operations_keep_one_owner_and_increasing_tokens(
+    r: redis.Redis, ns: Namespace, ops: list[tuple[int, str]]
+) -> None:
+    name = f"prop-{time.monotonic_ns()}"
+    locks = [make(r, ns, name, ttl=30.0) for _ in range(3)]
+    owner: int | None = None
+    last = 0
+    for i, op in ops:
+        if op == "acquire":
+            if locks[i].fencing_token is not None and owner == i:
+                continue  # not reentrant; tested elsewhere
+            token = locks[i].acquire(blocking=False)
+            assert (token is not None) == (owner is None)
+            if token is not None:
+                assert token > last
+                owner, last = i, token
+        elif op == "release":
+            assert locks[i].release() == (owner == i)
+            if owner == i:
+                owner = None
+        else:
+            assert locks[i].extend() == (owner == i)
+        assert [lk.owned() for lk in locks] == [owner == j for j in range(3)]
+    r.delete(*vars(lock_keys(ns.prefix, name)).values())
+
+
+def test_fenced_store_rejects_a_lower_token_and_unfenced_accepts_it(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    fenced, plain = FencedStore(r, ns.key("a")), FencedStore(r, ns.key("b"), fenced=False)
+    for store in (fenced, plain):
+        assert store.write("new", 34) and store.write("same token again", 34)
+    assert fenced.write("stale", 33) is False
+    assert fenced.read() == ("same token again", 34)
+    assert plain.write("stale", 33) is True
+    assert plain.read() == ("stale", 33)
+    with pytest.raises(TypeError, match="token must be an int"):
+        fenced.write("x", "33")  # type: ignore[arg-type]
+
+
+def test_native_compare_and_delete_is_detected_not_assumed(r: redis.Redis, ns: Namespace) -> None:
+    command = server_compare_and_delete(r)
+    assert command in (None, "DELEX", "DELIFEQ")
+    if command is None:
+        with pytest.raises(redis.RedisError):  # unknown command
+            r.execute_command("DELIFEQ", ns.key("k"), "v")
+        return
+    r.set(ns.key("k"), "mine")
+    assert delete_if_equal(r, command, ns.key("k"), "theirs") is False
+    assert delete_if_equal(r, command, ns.key("k"), "mine") is True
+    assert not r.exists(ns.key("k"))
+
+
+def test_contention_sweep_runs_every_variant(r: redis.Redis, ns: Namespace) -> None:
+    variants = ("spin", "backoff", "notify", "redis-py")
+    results = list(
+        contention_sweep(r, variants, (2,), prefix=ns.prefix, duration=0.1, start_delay=0.01)
+    )
+    assert [res.variant for res in results] == list(variants)
+    for res in results:
+        row = res.row()
+        assert (
+            res.sections > 0 and 0 < row["jain"] <= 1 and row["p99_wait_ms"] >= row["p50_wait_ms"]
+        )
+    with pytest.raises(ValueError, match="mode must be"):
+        next(contention_sweep(r, ("spin",), (1,), prefix=ns.prefix, mode="fibers"))
+    with pytest.raises(ValueError, match="variants must be among"):
+        next(contention_sweep(r, ("mutex",), (1,), prefix=ns.prefix))
+
+
+def test_a_paused_holders_stale_write_lands_without_fencing_and_is_rejected_with_it(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    for fenced in (False, True):
+        (round_,) = pause_rounds(r, prefix=ns.prefix, rounds=1, fenced=fenced)
+        assert round_.double_grant and round_.second_token > round_.paused_token  # type: ignore[operator]
+        assert round_.stale_write_landed is (not fenced)
+        assert round_.paused_release_ok is False
+    with pytest.raises(ValueError, match="pause must be longer than ttl"):
+        pause_rounds(r, prefix=ns.prefix, rounds=1, fenced=True, ttl=0.2, pause=0.1)
