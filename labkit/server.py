@@ -138,11 +138,12 @@ _NO_SERVER_HELP = (
 )
 
 
-def probe_client(host: str, port: int) -> redis.Redis:
+def probe_client(host: str, port: int, password: str | None = None) -> redis.Redis:
     """A client that fails at once instead of retrying: for asking "is anyone there?"."""
     return redis.Redis(
         host=host,
         port=port,
+        password=password,
         socket_timeout=1,
         socket_connect_timeout=1,
         retry=Retry(NoBackoff(), 0),
@@ -242,15 +243,22 @@ class RedisServer:
                 "--loglevel", "warning",
                 *redis_config_args(self.config),
             ]  # fmt: skip
-            self._process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            # The server's output goes to a file, never a pipe: a pipe nobody reads fills up
+            # (each dropped client logs a warning) and then the server blocks on write.
+            with open(self._output_path(), "wb") as output:
+                self._process = subprocess.Popen(
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self._watchdog = _start_watchdog(os.getpid(), self._process.pid, self.workdir)
-            last_error = self._wait_until_ready()
+            try:
+                last_error = self._wait_until_ready()
+            except BaseException:
+                self.stop()
+                raise
             if not last_error:
                 _OWNED[(self.host, self.port)] = self.backend
                 atexit.register(self.stop)
@@ -260,26 +268,28 @@ class RedisServer:
                 break
         raise ServerNotFoundError(f"{self.binary} did not start: {last_error}")
 
+    def _output_path(self) -> str:
+        assert self.workdir is not None
+        return os.path.join(self.workdir, "server.out")
+
     def _wait_until_ready(self) -> str:
+        """"" when the server answers; otherwise what went wrong, in the server's words."""
         assert self._process is not None
         deadline = time.monotonic() + _START_TIMEOUT
-        probe = probe_client(self.host, self.port)
+        probe = probe_client(self.host, self.port, password=self.config.get("requirepass"))
         try:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
-                    out = (
-                        self._process.stdout.read().decode(errors="replace")
-                        if self._process.stdout
-                        else ""
-                    )
-                    return out.strip()[-500:] or f"exited with code {self._process.returncode}"
+                    with open(self._output_path(), "rb") as output:
+                        out = output.read().decode(errors="replace").strip()
+                    return out[-500:] or f"exited with code {self._process.returncode}"
                 try:
                     if probe.ping():
                         return ""
-                except redis.exceptions.BusyLoadingError:
-                    pass
-                except redis.exceptions.ConnectionError:
-                    pass
+                except redis.exceptions.AuthenticationError:
+                    return ""  # it answers; the caller's password is the caller's business
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    pass  # not listening yet (BusyLoadingError is a ConnectionError too)
                 time.sleep(0.01)
             return f"no answer on port {self.port} within {_START_TIMEOUT:.0f} s"
         finally:
@@ -292,8 +302,6 @@ class RedisServer:
             if self._process.poll() is None:
                 self._process.kill()
             self._process.wait()
-            if self._process.stdout:
-                self._process.stdout.close()
             self._process = None
         if self._watchdog is not None:
             if self._watchdog.poll() is None:
@@ -308,6 +316,8 @@ class RedisServer:
     def client(self, **kwargs: Any) -> redis.Redis:
         """A client for this server; ``decode_responses=True`` unless told otherwise."""
         kwargs.setdefault("decode_responses", True)
+        if self.config.get("requirepass"):
+            kwargs.setdefault("password", self.config["requirepass"])
         return redis.Redis(host=self.host, port=self.port, **kwargs)
 
     def __enter__(self) -> RedisServer:
@@ -584,16 +594,18 @@ def _private_server(forced: str | None, cluster: bool = False) -> Any:
 def connect(url: str | None = None, *, cluster: bool | None = None, **client_kwargs: Any) -> Any:
     """Return a client (``decode_responses=True``) for the workbook's server.
 
-    ``url`` overrides ``REDIS_URL``. Without either, a private server is started for this
-    process (see the module docstring). ``cluster=True`` (or ``LABKIT_CLUSTER=1``) returns a
+    ``url`` overrides ``REDIS_URL`` and ``LABKIT_SERVER``. Without either, a private server is
+    started for this process (see the module docstring). ``cluster=True`` (or ``LABKIT_CLUSTER=1``) returns a
     ``redis.cluster.RedisCluster``: for ``REDIS_URL`` pointing at a cluster, or for a private
     three-primary ``LocalCluster``. Errors are one sentence naming what to change.
     """
     forced = _forced_backend()
     if cluster is None:
         cluster = _cluster_requested()
-    url = url or os.environ.get("REDIS_URL") or None
     client_kwargs.setdefault("decode_responses", True)
+    if url is not None:  # an explicit argument wins over every environment variable
+        return _connect_url(url, client_kwargs, cluster, source="url")
+    url = os.environ.get("REDIS_URL") or None
     if forced == "url" and not url:
         raise ServerNotFoundError(
             "LABKIT_SERVER=url but REDIS_URL is not set; set REDIS_URL=redis://host:port "
@@ -619,7 +631,9 @@ def _cluster_requested() -> bool:
     )
 
 
-def _connect_url(url: str, client_kwargs: dict[str, Any], cluster: bool = False) -> Any:
+def _connect_url(
+    url: str, client_kwargs: dict[str, Any], cluster: bool = False, source: str = "REDIS_URL"
+) -> Any:
     client_kwargs.setdefault("socket_connect_timeout", 2)
     try:
         if cluster:
@@ -631,16 +645,16 @@ def _connect_url(url: str, client_kwargs: dict[str, Any], cluster: bool = False)
         r.ping()
     except ValueError as exc:
         raise ServerNotFoundError(
-            f"REDIS_URL={url!r} is not a valid Redis URL ({exc}); use redis://[:password@]host:port[/db]."
+            f"{source}={url!r} is not a valid Redis URL ({exc}); use redis://[:password@]host:port[/db]."
         ) from None
     except redis.exceptions.AuthenticationError as exc:
         raise ServerNotFoundError(
-            f"REDIS_URL={_redact(url)} refused the credentials ({exc}); fix the password in REDIS_URL."
+            f"{source}={_redact(url)} refused the credentials ({exc}); fix the password in {source}."
         ) from None
     except (redis.exceptions.ConnectionError, redis.exceptions.RedisClusterException) as exc:
         raise ServerNotFoundError(
-            f"REDIS_URL={_redact(url)} did not answer{' as a cluster' if cluster else ''} ({exc}). "
-            "Start that server, fix REDIS_URL, or unset REDIS_URL to let labkit start a private server."
+            f"{source}={_redact(url)} did not answer{' as a cluster' if cluster else ''} ({exc}). "
+            f"Start that server, fix {source}, or unset it to let labkit start a private server."
         ) from None
     return r
 

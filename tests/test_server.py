@@ -284,3 +284,60 @@ def test_require_private_accepts_our_own_server() -> None:
 
 def test_require_private_error_type(redis_client: redis.Redis) -> None:
     assert issubclass(NotPrivateServerError, RuntimeError)
+
+
+def test_server_output_never_blocks_the_server() -> None:
+    """A server that logs more than a pipe holds (64 KiB) must keep answering.
+
+    In real use the warnings come from dropped clients (notebook 03 drops a slow
+    subscriber); DEBUG LOG writes the same kind of warning on every server version.
+    """
+    with RedisServer(enable_debug_command="local") as server:
+        r = server.client()
+        pipe = r.pipeline(transaction=False)
+        for i in range(1000):
+            pipe.execute_command("DEBUG", "LOG", f"filler line {i} " + "x" * 200)
+        pipe.execute()
+        assert r.ping()
+        assert Path(server.workdir or "", "server.out").stat().st_size > 65536
+
+
+def test_password_protected_private_server_starts() -> None:
+    with RedisServer(requirepass="s3cret") as server:
+        assert server.client().ping()
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(host=server.host, port=server.port, password="wrong").ping()
+
+
+def test_a_server_that_never_answers_is_stopped_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "redis-server"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import socket, sys, time\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('127.0.0.1', int(sys.argv[sys.argv.index('--port') + 1]))); s.listen()\n"
+        "conns = []\n"
+        "while True: conns.append(s.accept())\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr("labkit.server._START_TIMEOUT", 2.5)
+    server = RedisServer(backend="binary")
+    with pytest.raises(ServerNotFoundError, match="no answer on port"):
+        server.start()
+    assert server.pid is None and server.workdir is None
+
+
+def test_explicit_url_wins_over_labkit_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    with RedisServer() as theirs:
+        monkeypatch.setenv("LABKIT_SERVER", "embedded")
+        r = labkit.connect(theirs.url)
+        assert labkit.server.address(r) == (theirs.host, theirs.port)
+        assert r.get("missing") is None  # decode_responses applies here too: no bytes
+
+
+def test_explicit_bad_url_names_the_argument() -> None:
+    with pytest.raises(ServerNotFoundError, match=r"^url=redis://127.0.0.1:1 did not answer"):
+        labkit.connect("redis://127.0.0.1:1")
