@@ -23,19 +23,30 @@ Keys (``prefix`` is yours; inside a notebook pass ``prefix=ns.key("...")``):
 - cache-aside entry: ``<prefix>:{<key>}`` (a hash: ``v`` = JSON value, ``d`` = the time the
   last recompute took, in ms); its single-flight lock: ``<prefix>:{<key>}:lock``. The braces
   are a hash tag so an entry and its lock live in one cluster slot.
+- ``@cached`` without ``key=``: ``<module>.<qualname>:<sha256 of the arguments' repr>``, so
+  arguments holding braces (dicts, sets, ``"{draft}"``) are fine.
 
 What is guaranteed:
 
 - A cached empty value (``""``, ``[]``, ``0``, ``False``) is a hit, never a miss.
 - A hit is one round trip (one EVALSHA); a miss is two (fetch, store) plus the loader.
-- With ``single_flight=True`` at most one caller per key runs the loader at a time while the
-  lock is held (``lock_ttl``); a waiter gives up waiting after ``wait_timeout`` (default
-  ``lock_ttl``) and loads itself, so a loader slower than either can run twice.
-- Values are JSON: a value that JSON cannot encode raises ``TypeError`` before anything is
-  written, and the value returned on a miss is the decoded JSON (a tuple comes back as a list
-  on a miss exactly as on a hit).
+- With ``single_flight=True`` a caller runs the loader only while it holds the key's lock,
+  and one caller holds it at a time, until it stores the value, its loader raises or
+  returns ``None`` (uncached), or ``lock_ttl`` passes. So a load starts only after the
+  previous one finished or had run for ``lock_ttl``: a loader faster than ``lock_ttl`` runs
+  once per miss; a slower one (or a crashed holder) lets exactly one waiter take the lock
+  over each time it lapses, and only then can two loads overlap. Waiters never load without
+  the lock: one with neither the value nor the lock after ``wait_timeout`` (default
+  ``3 * lock_ttl``) raises ``CacheWaitTimeout`` (a ``TimeoutError``) having loaded nothing.
+- Values are JSON: a value that JSON cannot encode raises ``TypeError`` (``NaN``/``Infinity``
+  and circular references raise ``ValueError``) before anything is written, and the value
+  returned on a miss is the decoded JSON (a tuple comes back as a list on a miss exactly as
+  on a hit).
+- Every entry is written together with its expiry, in one script that checks the TTL before
+  writing: an entry can never be left without a TTL.
 - Bad arguments raise ``ValueError``/``TypeError`` naming the argument before any command is
-  sent.
+  sent. Durations are seconds, at least 1 ms and at most ``MAX_TTL_MS`` (2**46 ms, about
+  2,230 years) once rounded to whole milliseconds.
 
 What is not guaranteed: freshness. A cache-aside entry is stale for up to ``ttl`` after the
 source changes unless you ``invalidate`` it on write; two writers racing a reader can still
@@ -46,6 +57,7 @@ process only.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import random
@@ -65,20 +77,41 @@ P = ParamSpec("P")
 T = TypeVar("T")
 Clock = Callable[[], float]
 
+MAX_TTL_MS = 2**46
+"""Longest duration accepted, in ms (about 2,230 years). Even an entry's TTL plus jitter plus
+its stale window stays far below what PEXPIRE accepts (2**63 ms minus the current time)."""
+
+
+class CacheWaitTimeout(TimeoutError):
+    """A single-flight waiter saw neither the value nor a free lock within ``wait_timeout``.
+
+    Nothing was loaded or written by this caller; the loads already running go on. Retry, or
+    raise ``wait_timeout`` (or ``lock_ttl``, if the loader is slow rather than stuck).
+    """
+
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks: every public entry point validates before a command reaches Redis.
 
 
 def _check_ttl(name: str, value: object) -> int:
-    """Seconds (int or float, > 0) -> whole milliseconds (>= 1)."""
+    """Seconds (int or float, > 0) -> whole milliseconds in ``[1, MAX_TTL_MS]``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
-    ms = round(value * 1000)
+    return _check_ms(name, value)
+
+
+def _check_ms(name: str, seconds: float) -> int:
+    """Finite seconds > 0 -> whole ms; rejects what rounds to 0 ms or exceeds MAX_TTL_MS."""
+    ms = round(seconds * 1000)
     if ms < 1:
-        raise ValueError(f"{name} must be at least 0.001 s (1 ms), got {value}")
+        raise ValueError(f"{name} must be at least 0.001 s (1 ms), got {seconds}")
+    if ms > MAX_TTL_MS:
+        raise ValueError(
+            f"{name} must be at most {MAX_TTL_MS / 1000:.0f} s (2**46 ms), got {seconds}"
+        )
     return ms
 
 
@@ -177,7 +210,9 @@ class CacheStats:
     ``hits`` counts requests answered from Redis (fresh, stale, negative, or after waiting
     for another caller's recompute); ``misses`` counts requests that ran the loader because
     nothing usable was cached; ``early_recomputes`` counts XFetch refreshes of a still-valid
-    entry. ``loads`` is every loader call (misses + early recomputes).
+    entry. ``loads`` is every loader call (misses + early recomputes). ``lock_waits`` counts
+    requests that found the key missing and locked; one that then raised ``CacheWaitTimeout``
+    counts there only.
     """
 
     hits: int = 0
@@ -219,9 +254,14 @@ class CacheAside(Generic[T]):
       ``0 <= jitter < 1``, so keys filled together do not all expire together.
     - ``single_flight``: a miss takes a short lock (``SET lock token NX PX lock_ttl``) in the
       same round trip as the read. The lock holder loads; the others poll every
-      ``poll_interval`` s until the value appears (at most ``wait_timeout`` s, then they load
-      themselves). With ``stale_ttl`` > 0 an entry outlives its TTL by that much, and while
-      one caller recomputes it, the others get the stale value at once instead of waiting.
+      ``poll_interval`` s, and every poll is the same read-and-try-the-lock, so when a lock
+      lapses (its holder crashed, or loads for longer than ``lock_ttl``) exactly one waiter
+      takes it over and loads. A waiter never loads without the lock: after ``wait_timeout``
+      s (default ``3 * lock_ttl``: time for a dead holder's lock to lapse and a successor to
+      load) with no value and no lock it raises ``CacheWaitTimeout``. Set ``lock_ttl`` above
+      the loader's worst-case time. With ``stale_ttl`` > 0 an entry outlives its TTL by that
+      much, and while one caller recomputes it, the others get the stale value at once
+      instead of waiting.
     - ``beta``: XFetch. On each hit, recompute early when
       ``-delta * beta * ln(rand()) >= remaining TTL`` (delta = how long the last recompute
       took). ``beta=1`` is the paper's default; larger recomputes earlier. XFetch alone takes
@@ -274,8 +314,16 @@ return {got[1], pttl, granted, state}
     # KEYS[1] entry hash, KEYS[2] single-flight lock
     # ARGV[1] value as JSON, ARGV[2] recompute time in ms, ARGV[3] entry TTL in ms
     # ARGV[4] lock token to release ("" = none)
-    # Stores the entry with its TTL; releases the lock only if ARGV[4] still owns it.
+    # Stores the entry with its TTL; releases the lock only if ARGV[4] still owns it. A script
+    # is not rolled back when a command in it fails, so the TTL is checked before anything is
+    # written: a TTL PEXPIRE would refuse fails the whole call, never leaving an entry without
+    # an expiry. (The client caps each TTL at 2^46 ms; ttl + jitter + stale stays < 2^48.)
     STORE = """
+local ttl = tonumber(ARGV[3])
+if not ttl or ttl < 1 or ttl > 281474976710656 or ttl % 1 ~= 0 then
+  return redis.error_reply('ERR entry TTL must be a whole number of ms in [1, 2^48], got '
+    .. ARGV[3])
+end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
@@ -321,9 +369,10 @@ return 0
         if not isinstance(single_flight, bool):
             raise TypeError(f"single_flight must be a bool, not {type(single_flight).__name__}")
         self._lock_ms = _check_ttl("lock_ttl", lock_ttl)
-        self._wait_timeout = (
-            lock_ttl if wait_timeout is None else _check_ttl("wait_timeout", wait_timeout) / 1000
-        )
+        if wait_timeout is None:
+            wait_timeout = 3 * self._lock_ms / 1000
+        else:
+            wait_timeout = _check_ttl("wait_timeout", wait_timeout) / 1000
         _check_ttl("poll_interval", poll_interval)
         if isinstance(stale_ttl, bool) or not isinstance(stale_ttl, (int, float)):
             raise TypeError(
@@ -331,6 +380,11 @@ return 0
             )
         if not math.isfinite(stale_ttl) or stale_ttl < 0:
             raise ValueError(f"stale_ttl must be >= 0, got {stale_ttl}")
+        stale_ms = 0
+        if stale_ttl > 0:
+            if round(stale_ttl * 1000) < 1:
+                raise ValueError(f"stale_ttl must be 0 or at least 0.001 s (1 ms), got {stale_ttl}")
+            stale_ms = _check_ms("stale_ttl", stale_ttl)
         if stale_ttl and not single_flight:
             raise ValueError(
                 "stale_ttl needs single_flight=True: someone must hold the lock to refresh"
@@ -349,7 +403,8 @@ return 0
         self.jitter = float(jitter)
         self.single_flight = single_flight
         self.poll_interval = float(poll_interval)
-        self._stale_ms = round(stale_ttl * 1000)
+        self.wait_timeout = wait_timeout
+        self._stale_ms = stale_ms
         self.beta = None if beta is None else float(beta)
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
@@ -409,14 +464,19 @@ return 0
             if not self.single_flight or granted:
                 self._count("misses")
                 return self._load_and_store(entry, lock, token if granted else "", load)
+            # Missing and locked by someone else. Each poll repeats the read and the SET NX,
+            # so when the holder stores we read the value, and when its lock lapses (holder
+            # crashed, or slower than lock_ttl) exactly one waiter gets the lock and loads.
             now = time.monotonic()
             if waited_since is None:
                 waited_since = now
                 self._count("lock_waits")
-            elif now - waited_since > self._wait_timeout:
-                self._count("misses")  # the lock holder is too slow or gone: load ourselves
-                return self._load_and_store(entry, lock, "", load)
-            time.sleep(self.poll_interval)
+            elif now - waited_since >= self.wait_timeout:
+                raise CacheWaitTimeout(
+                    f"key {key!r}: waited {self.wait_timeout:g} s for another caller's load "
+                    f"(lock_ttl {self._lock_ms / 1000:g} s) and never got the value or the lock"
+                )
+            time.sleep(min(self.poll_interval, max(0.0, waited_since + self.wait_timeout - now)))
 
     def invalidate(self, key: str) -> bool:
         """Drop the cached entry for ``key`` (call it after writing to the source)."""
@@ -502,11 +562,17 @@ class CachedFunction(Generic[P, T]):
 
 
 def _default_key(fn: Callable[..., Any]) -> Callable[..., str]:
-    name = f"{fn.__module__}.{fn.__qualname__}"
+    """``<module>.<qualname>:<sha256 hex of the arguments' repr>``.
+
+    The function's name stays readable in the key; the arguments are hashed, so their
+    ``repr`` may hold anything (braces included) and the key stays short.
+    """
+    name = f"{fn.__module__}.{fn.__qualname__}".replace("{", "(").replace("}", ")")
 
     def key(*args: Any, **kwargs: Any) -> str:
         parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in sorted(kwargs.items())]
-        return f"{name}({','.join(parts)})"
+        digest = hashlib.sha256(f"({','.join(parts)})".encode()).hexdigest()
+        return f"{name}:{digest}"
 
     return key
 
@@ -521,9 +587,13 @@ def cached(
 ) -> Callable[[Callable[P, T]], CachedFunction[P, T]]:
     """Decorator: cache-aside around a function.
 
-    ``key(*args, **kwargs)`` names the entry (default: the function's qualified name and the
-    ``repr`` of its arguments; keys must not contain braces). ``options`` are
-    ``CacheAside``'s (``negative_ttl``, ``jitter``, ``single_flight``, ``beta``, ...)::
+    ``key(*args, **kwargs)`` names the entry; a key you give must not contain braces. The
+    default is the function's qualified name and a SHA-256 of the ``repr`` of its arguments
+    (``module.fn:<64 hex>``), which accepts any arguments but is only as stable as their
+    ``repr``: an object with the default ``<... at 0x...>`` repr, or a set of strings in
+    another process (hash randomisation reorders it), gets a different key each time, so pass
+    ``key=`` for those. ``options`` are ``CacheAside``'s (``negative_ttl``, ``jitter``,
+    ``single_flight``, ``beta``, ...)::
 
         @cached(r, ttl=60, key=lambda pid: f"product:{pid}", prefix=ns.key("fn"))
         def product(pid: int) -> dict: ...

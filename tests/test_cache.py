@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from redis.cluster import RedisCluster
 
 from labkit.cache import (
+    MAX_TTL_MS,
     CacheAside,
     CacheStats,
+    CacheWaitTimeout,
     PageCache,
     Stream,
     cached,
@@ -423,16 +425,64 @@ def test_single_flight_serves_stale_while_one_refreshes(r: redis.Redis, ns: Name
     assert cache.get("hot") == "new"
 
 
-def test_single_flight_waiter_loads_itself_after_timeout(r: redis.Redis, ns: Namespace) -> None:
+def test_single_flight_waiter_raises_after_wait_timeout(r: redis.Redis, ns: Namespace) -> None:
     source = Source({"k": 1})
     cache = CacheAside(
         r, source, ttl=60, single_flight=True, lock_ttl=5, wait_timeout=0.05, prefix=ns.key("ca")
     )
-    r.set(cache._keys("k")[1], "someone-else", px=5000)  # a lock holder that never finishes
-    assert cache.get("k") == 1
-    assert source.calls == 1
+    entry, lock = cache._keys("k")
+    r.set(lock, "someone-else", px=5000)  # a lock holder that never finishes
+    with pytest.raises(CacheWaitTimeout, match=r"waited 0\.05 s"):
+        cache.get("k")
+    assert source.calls == 0  # no load without the lock
     assert cache.stats().lock_waits == 1
-    assert r.get(cache._keys("k")[1]) == "someone-else"  # not ours to release
+    assert r.exists(entry) == 0
+    assert r.get(lock) == "someone-else"  # not ours to release
+    assert issubclass(CacheWaitTimeout, TimeoutError)
+
+
+def test_single_flight_waiter_takes_over_a_lapsed_lock(r: redis.Redis, ns: Namespace) -> None:
+    source = Source({"k": 1})
+    cache = CacheAside(r, source, ttl=60, single_flight=True, lock_ttl=0.2, prefix=ns.key("ca"))
+    lock = cache._keys("k")[1]
+    r.set(lock, "crashed-holder", px=100)  # its holder died: the lock lapses in 100 ms
+    started = time.monotonic()
+    assert cache.get("k") == 1
+    assert time.monotonic() - started >= 0.08
+    assert source.calls == 1
+    stats = cache.stats()
+    assert (stats.lock_waits, stats.misses, stats.loads) == (1, 1, 1)
+    assert r.exists(lock) == 0  # the waiter took the lock, stored, and released it
+
+
+def test_single_flight_slow_loader_starts_at_most_one_load_per_lock_ttl(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    """A loader slower than lock_ttl: waiters keep trying the lock instead of all loading."""
+    starts: list[float] = []
+
+    def slow(key: str) -> str:
+        starts.append(time.monotonic())
+        time.sleep(0.45)
+        return "v"
+
+    cache = CacheAside(
+        r, slow, ttl=60, single_flight=True, lock_ttl=0.2, wait_timeout=5, prefix=ns.key("ca")
+    )
+    results = _hammer(lambda: cache.get("k"), 20)
+    assert results == ["v"] * 20
+    # loads start at ~0, ~0.2 and ~0.4 s (each after the previous lock lapsed); the first
+    # stores at ~0.45 s and everyone still waiting reads it (before, all 20 loaded)
+    assert 1 <= len(starts) <= 3
+    gaps = np.diff(sorted(starts))
+    assert (gaps >= 0.2 - 0.03).all()
+    assert cache.stats().loads == len(starts)
+
+
+def test_default_wait_timeout_covers_a_takeover(r: redis.Redis) -> None:
+    cache = CacheAside(r, Source(), ttl=60, single_flight=True, lock_ttl=0.5)
+    assert cache.wait_timeout == pytest.approx(1.5)  # 3 x lock_ttl
+    assert CacheAside(r, Source(), ttl=60, wait_timeout=0.25).wait_timeout == 0.25
 
 
 def test_lock_not_released_by_a_caller_that_does_not_own_it(r: redis.Redis, ns: Namespace) -> None:
@@ -536,6 +586,29 @@ def test_cached_default_key_uses_arguments(r: redis.Redis, ns: Namespace) -> Non
     assert calls == [(1, 2), (2, 1)]
 
 
+def test_cached_default_key_accepts_arguments_with_braces(r: redis.Redis, ns: Namespace) -> None:
+    calls: list[Any] = []
+
+    @cached(r, ttl=60, prefix=ns.key("fn"))
+    def search(filters: Any, *, page: Any = 1) -> list[str]:
+        calls.append(filters)
+        return ["result"]
+
+    arguments = [{"color": "red"}, "{draft}", {1, 2}, "}{", ("a", {"b": 1})]
+    for argument in arguments:
+        assert search(argument) == ["result"]
+        assert search(argument) == ["result"]
+    assert search("x", page={"n": 2}) == ["result"] and search("x", page={"n": 2}) == ["result"]
+    assert len(calls) == len(arguments) + 1  # each distinct call loaded once, then hit
+    assert search.invalidate({"color": "red"}) is True
+    # the key stays readable: the function's qualified name, then a hash of the arguments
+    key = search._key({"color": "red"})
+    name = f"{__name__}.test_cached_default_key_accepts_arguments_with_braces.<locals>.search"
+    assert key.startswith(name + ":") and "{" not in key and "}" not in key
+    assert len(key) == len(name) + 1 + 64  # sha256 hex digest
+    assert search._key(1) != search._key("1")  # repr tells 1 from "1"
+
+
 def test_cached_passes_options_through(r: redis.Redis, ns: Namespace) -> None:
     calls: list[str] = []
 
@@ -583,6 +656,66 @@ def test_cache_aside_rejects_bad_options(
         CacheAside(r, Source(), **options)
 
 
+@pytest.mark.parametrize(
+    "name", ["ttl", "negative_ttl", "lock_ttl", "wait_timeout", "stale_ttl", "poll_interval"]
+)
+def test_cache_aside_rejects_oversized_durations(r: redis.Redis, ns: Namespace, name: str) -> None:
+    kwargs: dict[str, Any] = {"ttl": 60, "single_flight": True, name: 1e16}
+    with pytest.raises(ValueError, match=f"^{name} must be at most"):
+        CacheAside(r, Source(), prefix=ns.key("ca"), **kwargs)
+    kwargs[name] = (MAX_TTL_MS + 1) / 1000
+    with pytest.raises(ValueError, match=f"^{name} must be at most"):
+        CacheAside(r, Source(), prefix=ns.key("ca"), **kwargs)
+    assert ns.keys() == []
+
+
+def test_page_rejects_oversized_ttl(r: redis.Redis, ns: Namespace) -> None:
+    with pytest.raises(ValueError, match=r"^ttl must be at most"):
+        PageCache(r, prefix=ns.key("page"), ttl=1e16)
+    with pytest.raises(ValueError, match=r"^ttl must be at most"):
+        PageCache(r, prefix=ns.key("page")).set_page("/x", "x", ttl=1e16)
+    assert ns.keys() == []
+
+
+def test_longest_ttls_are_stored_with_an_expiry(r: redis.Redis, ns: Namespace) -> None:
+    longest = MAX_TTL_MS / 1000
+    cache = CacheAside(
+        r,
+        lambda k: "v",
+        ttl=longest,
+        jitter=0.9,
+        single_flight=True,
+        stale_ttl=longest,
+        lock_ttl=longest,
+        negative_ttl=longest,
+        prefix=ns.key("ca"),
+    )
+    assert cache.get("k") == "v" and cache.get("k") == "v"
+    assert r.pttl(cache._keys("k")[0]) > MAX_TTL_MS // 2
+    pages = PageCache(r, prefix=ns.key("page"), ttl=longest)
+    pages.set_page("/x", "x")
+    assert pages.get_page("/x") == "x" and r.pttl(ns.key("page", "/x")) > MAX_TTL_MS // 2
+
+
+def test_store_writes_nothing_when_the_ttl_is_refused(r: redis.Redis, ns: Namespace) -> None:
+    """STORE checks the TTL before HSET: an entry can never be left without an expiry."""
+    cache = CacheAside(r, Source(), ttl=60, single_flight=True, prefix=ns.key("ca"))
+    entry, lock = cache._keys("k")
+    r.set(lock, "mine", px=5000)
+    for bad in [10**19, 0, -5, "1.5", "x"]:
+        with pytest.raises(redis.ResponseError, match="entry TTL"):
+            cache._store(keys=[entry, lock], args=['"v"', "1.0", bad, "mine"])
+        assert r.exists(entry) == 0
+    assert r.get(lock) == "mine"  # the failed store released nothing either
+
+
+def test_stale_ttl_that_rounds_to_zero_ms_is_rejected(r: redis.Redis) -> None:
+    with pytest.raises(ValueError, match=r"^stale_ttl must be 0 or at least 0\.001 s"):
+        CacheAside(r, Source(), ttl=60, single_flight=True, stale_ttl=0.0004)
+    assert CacheAside(r, Source(), ttl=60, single_flight=True, stale_ttl=0)._stale_ms == 0
+    assert CacheAside(r, Source(), ttl=60, single_flight=True, stale_ttl=0.001)._stale_ms == 1
+
+
 def test_cache_aside_rejects_non_callable_loader(r: redis.Redis) -> None:
     with pytest.raises(TypeError, match="loader must be callable"):
         CacheAside(r, "not a function", ttl=60)  # type: ignore[arg-type]
@@ -606,6 +739,14 @@ def test_cache_aside_rejects_non_json_loaded_value(r: redis.Redis, ns: Namespace
     with pytest.raises(TypeError, match="the loaded value is not JSON-serialisable"):
         cache.get("k")
     assert ns.keys() == []
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), [1.0, float("-inf")]])
+def test_cache_aside_rejects_nan_loaded_value(r: redis.Redis, ns: Namespace, bad: Any) -> None:
+    cache = CacheAside(r, lambda k: bad, ttl=60, single_flight=True, prefix=ns.key("ca"))
+    with pytest.raises(ValueError, match="the loaded value cannot be stored as JSON"):
+        cache.get("k")
+    assert ns.keys() == []  # nothing stored, lock released
 
 
 def test_fetch_rejects_non_callable_load(r: redis.Redis, ns: Namespace) -> None:
