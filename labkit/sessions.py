@@ -21,17 +21,26 @@ What it guarantees:
   concurrent updates of different fields both survive (a JSON blob rewritten by
   read-modify-write loses one of them).
 - **Idle timeout** slides on every access (``get``, ``update``, ``refresh``, ``rotate``):
-  the key's TTL is reset to ``idle_ttl``. **Absolute timeout** holds regardless of
-  activity: the session stores its created-at time, every access checks it, and the key's
-  TTL is never set past ``created + absolute_ttl``, so the server itself drops it then.
-  ``rotate_session`` keeps created-at: rotating cannot extend a session's life.
+  the session stores its last-seen time, every call checks ``now - last_seen > idle_ttl``
+  and then advances last-seen to now, and the key's TTL is reset to ``idle_ttl``. **Absolute
+  timeout** holds regardless of activity: the session stores its created-at time, every
+  call checks it, and the key's TTL is never set past ``created + absolute_ttl``.
+  ``rotate_session`` keeps created-at: rotating cannot extend a session's life. Both
+  timeouts are decided by the store's time (below); a session found over is deleted with
+  its index entry, and every call then treats it as unknown.
 - **Rotation kills the old id at once** (RENAME inside a script). **The user index stays
   consistent**: create, rotate and destroy change the session and the index in one script;
-  entries of sessions that lapsed by TTL are dropped by ``list_user_sessions`` and
-  ``destroy_user_sessions`` (so they never appear in a listing), and entries past their
-  absolute deadline by every ``create_session``, so an index holds at most the sessions
-  created within one ``absolute_ttl``; it expires with its newest session.
-- **Every call is one round trip and atomic**: one Lua script (registered once, below).
+  entries of sessions that lapsed (TTL run out, or idle by the store's time) are dropped by
+  ``list_user_sessions`` and ``destroy_user_sessions`` (so they never appear in a listing
+  or count), and entries past their absolute deadline by every ``create_session``, so an
+  index holds at most the sessions created within one ``absolute_ttl``. Whenever a
+  session's TTL is set (create, access, rotate) the index's TTL is raised to at least as
+  much, so the index never expires before one of its sessions, whatever the clock.
+- **Every call is atomic and one round trip**: one Lua script (registered once, below;
+  the first call of a script on a server that has not cached it also loads it there). The
+  one exception: a store's first ``set_expiring_fields`` (or ``supports_field_expiry``)
+  call first sends a capability probe, ``COMMAND GETKEYS`` (see below); the answer is
+  kept for the store's life, so later calls are one round trip again.
 - **Field expiry, where the server has it.** ``set_expiring_fields`` gives single fields a
   TTL of their own (HPEXPIRE: Redis 7.4+, Valkey 9+), e.g. a step-up-auth flag that must
   lapse after 5 minutes while the session lives on. ``supports_field_expiry()`` asks the
@@ -45,7 +54,7 @@ field is stored as its own JSON text. Field names starting with ``_`` are reserv
 
 Keys (``P`` is ``prefix``, default ``"session:"``)::
 
-    P{b}:s:<token>    Hash  one session: user fields (JSON) + _uid, _created (ms)
+    P{b}:s:<token>    Hash  one session: user fields (JSON) + _uid, _created, _seen (ms)
     P{b}:u:<user_id>  ZSET  the user's session tokens, scored by absolute deadline (ms)
 
 ``b`` is the user's *bucket*: 3 hex digits of SHA-256(user_id), one of 4,096. A session id
@@ -58,6 +67,10 @@ in one place, :class:`SessionKeys`.
 
 Time comes from the server (``TIME`` inside each script) unless a ``clock`` is injected
 (any zero-argument callable returning seconds, e.g. ``labkit.workloads.VirtualClock``).
+The stored created-at and last-seen times come from that time, and the timeouts are checked
+against it. Key TTLs run in real time whatever the clock: they collect garbage, so with a
+clock slower than real time a session also ends when its key's TTL runs out in real time
+(``idle_ttl`` after its last use, or sooner near its absolute deadline).
 """
 
 from __future__ import annotations
@@ -186,29 +199,47 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-# Shared by every script: the time in ms (ARGV[1], or the server's TIME when ARGV[1] is ""),
-# and "touch": check the absolute deadline, then slide the idle TTL without passing it.
+# Shared by every script: the time in ms (ARGV[1], or the server's TIME when ARGV[1] is "");
+# "cover": keep the user index alive at least as long as a session; "lookup": is the session
+# live by that time (both timeouts are checked against it, never against the key's TTL); and
+# "touch": lookup, then slide the idle timeout (last-seen and key TTL) without passing the
+# absolute deadline. Key TTLs run in real time: they only collect garbage.
 _PRELUDE = """
 local function now_ms(arg)
   if arg ~= '' then return tonumber(arg) end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- returns the new TTL (ms) and the ms left before the absolute deadline,
--- or nil after deleting a session that is missing or past its absolute deadline
-local function touch(key, now, idle, absolute, index_prefix, token)
-  local created = tonumber(redis.call('HGET', key, '_created'))
+-- a session's TTL was just set to ttl ms: make the index's PTTL at least that; an index
+-- without a TTL (just created by ZADD) gets idle ms, which no session's TTL exceeds
+local function cover(index, ttl, idle)
+  local pttl = redis.call('PTTL', index)
+  if pttl == -1 then ttl = math.max(ttl, idle) end
+  if pttl ~= -2 and pttl < ttl then redis.call('PEXPIRE', index, ttl) end
+end
+-- returns the ms left before the absolute deadline, the user id and the last-seen time (ms),
+-- or nil when the session is missing, or (after deleting it and its index entry) when it is
+-- past its absolute deadline or idle for more than idle ms
+local function lookup(key, now, idle, absolute, index_prefix, token)
+  local f = redis.call('HMGET', key, '_uid', '_created', '_seen')
+  local uid, created, seen = f[1], tonumber(f[2]), tonumber(f[3])
   if not created then return nil end
   local left = created + absolute - now
-  if left <= 0 then
-    local uid = redis.call('HGET', key, '_uid')
-    redis.call('DEL', key)
-    if uid then redis.call('ZREM', index_prefix .. uid, token) end
-    return nil
-  end
+  if left > 0 and not (seen and now - seen > idle) then return left, uid, seen end
+  redis.call('DEL', key)
+  if uid then redis.call('ZREM', index_prefix .. uid, token) end
+  return nil
+end
+-- returns the new TTL (ms), the ms left before the absolute deadline and the user id,
+-- or nil as lookup does
+local function touch(key, now, idle, absolute, index_prefix, token)
+  local left, uid, seen = lookup(key, now, idle, absolute, index_prefix, token)
+  if not left then return nil end
+  if not seen or now > seen then redis.call('HSET', key, '_seen', now) end
   local ttl = math.min(idle, left)
   redis.call('PEXPIRE', key, ttl)
-  return ttl, left
+  if uid then cover(index_prefix .. uid, ttl, idle) end
+  return ttl, left, uid
 end
 """
 
@@ -233,11 +264,12 @@ class SessionStore:
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = now_ms(ARGV[1])
 local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], '_uid', ARGV[5], '_created', now, unpack(ARGV, 6))
-redis.call('PEXPIRE', KEYS[1], math.min(idle, absolute))
+redis.call('HSET', KEYS[1], '_uid', ARGV[5], '_created', now, '_seen', now, unpack(ARGV, 6))
+local ttl = math.min(idle, absolute)
+redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZADD', KEYS[2], now + absolute, ARGV[4])
-if redis.call('PTTL', KEYS[2]) < absolute then redis.call('PEXPIRE', KEYS[2], absolute) end
+cover(KEYS[2], ttl, idle)
 return 1
 """
     )
@@ -281,14 +313,16 @@ return 1
     # KEYS[1] session Hash
     # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] index prefix,
     # ARGV[5] token
-    # -> 1 when the session existed (and was deleted), else 0
+    # -> 1 when the session was live (and was deleted), else 0 (one over by the clock is
+    #    deleted too)
     DESTROY = (
         _PRELUDE
         + """
-local uid = redis.call('HGET', KEYS[1], '_uid')
-if not uid then return 0 end
+local left, uid = lookup(KEYS[1], now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+                         ARGV[4], ARGV[5])
+if not left then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', ARGV[4] .. uid, ARGV[5])
+if uid then redis.call('ZREM', ARGV[4] .. uid, ARGV[5]) end
 return 1
 """
     )
@@ -311,37 +345,39 @@ redis.call('ZREM', index, ARGV[5])
 if not deadline then
   deadline = tonumber(redis.call('HGET', KEYS[2], '_created')) + tonumber(ARGV[3])
 end
-redis.call('ZADD', index, deadline, ARGV[6])
+redis.call('ZADD', index, deadline, ARGV[6])  -- may have recreated the index, with no TTL
+cover(index, ttl, tonumber(ARGV[2]))
 return 1
 """
     )
 
     # KEYS[1] user index ZSET
     # ARGV[1] now ms or "", ARGV[2] session key prefix P{b}:s: (KEYS[1]'s slot),
-    # ARGV[3] "1" to destroy every session, "0" to list the live ones
-    # -> the live tokens, oldest first (list), or how many sessions were destroyed
+    # ARGV[3] "1" to destroy every session, "0" to list the live ones, ARGV[4] idle ms
+    # -> the live tokens, oldest first (list), or how many live sessions were destroyed
     USER = (
         _PRELUDE
         + """
-local now = now_ms(ARGV[1])
+local now, idle = now_ms(ARGV[1]), tonumber(ARGV[4])
 for _, token in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   redis.call('DEL', ARGV[2] .. token)  -- past its absolute deadline
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local tokens = redis.call('ZRANGE', KEYS[1], 0, -1)
-if ARGV[3] == '1' then
-  local n = 0
-  for _, token in ipairs(tokens) do n = n + redis.call('DEL', ARGV[2] .. token) end
-  redis.call('DEL', KEYS[1])
-  return n
-end
 local live = {}
-for _, token in ipairs(tokens) do
-  if redis.call('EXISTS', ARGV[2] .. token) == 1 then
+for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local f = redis.call('HMGET', ARGV[2] .. token, '_created', '_seen')
+  local seen = tonumber(f[2])
+  if f[1] and not (seen and now - seen > idle) then
     live[#live + 1] = token
-  else
+  else  -- gone (its TTL ran out), or idle by the clock
+    redis.call('DEL', ARGV[2] .. token)
     redis.call('ZREM', KEYS[1], token)
   end
+end
+if ARGV[3] == '1' then
+  for _, token in ipairs(live) do redis.call('DEL', ARGV[2] .. token) end
+  redis.call('DEL', KEYS[1])
+  return #live
 end
 return live
 """
@@ -480,7 +516,7 @@ return live
         """
         uid = _user_id(user_id)
         bucket = self.keys.bucket(uid)
-        args = [self._now(), self.keys.session_prefix(bucket), "0"]
+        args = [self._now(), self.keys.session_prefix(bucket), "0", self.idle_ms]
         tokens = self._user(keys=[self.keys.index(uid)], args=args)
         return [f"{bucket}.{_text(t)}" for t in tokens]
 
@@ -488,7 +524,7 @@ return live
         """Log ``user_id`` out everywhere; return how many live sessions were destroyed."""
         uid = _user_id(user_id)
         bucket = self.keys.bucket(uid)
-        args = [self._now(), self.keys.session_prefix(bucket), "1"]
+        args = [self._now(), self.keys.session_prefix(bucket), "1", self.idle_ms]
         return int(self._user(keys=[self.keys.index(uid)], args=args))
 
     # -- hash-field expiry (Redis 7.4+, Valkey 9+) ---------------------------------------

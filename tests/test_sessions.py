@@ -209,12 +209,51 @@ def test_key_ttl_never_passes_the_absolute_deadline(r: redis.Redis, ns: Namespac
     clock = VirtualClock(1_000_000)
     store = SessionStore(r, idle_ttl=600, absolute_ttl=3600, prefix=ns.key("session:"), clock=clock)
     sid = store.create_session("alice")
-    clock.advance(3598)
+    for _ in range(7):  # active every 500 s (within the idle timeout) up to 3500 s
+        clock.advance(500)
+        assert store.refresh_session(sid)
+    clock.advance(98)
     session = store.get_session(sid)
     assert session is not None
     assert session.absolute_expires_in == pytest.approx(2.0)
     assert session.idle_expires_in == pytest.approx(2.0)
     assert 0 < r.pttl(store.keys.session_key(sid)) <= 2000
+
+
+def test_idle_timeout_follows_an_injected_clock(r: redis.Redis, ns: Namespace) -> None:
+    clock = VirtualClock(1_000_000)
+    store = SessionStore(r, idle_ttl=30, absolute_ttl=3600, prefix=ns.key("session:"), clock=clock)
+    sid = store.create_session("alice")
+    for _ in range(4):  # a touch every 30 s (exactly the idle timeout) keeps it alive
+        clock.advance(30)
+        session = store.get_session(sid)
+        assert session is not None and session.idle_expires_in == 30
+    clock.advance(30.001)  # idle for longer than idle_ttl by the clock, not by real time
+    key = store.keys.session_key(sid)
+    assert r.exists(key) == 1  # the real-time TTL has not run out...
+    assert store.get_session(sid) is None  # ...but the session is over
+    assert r.exists(key) == 0
+    assert r.zscore(store.keys.index("alice"), sid.split(".")[1]) is None
+
+
+@pytest.mark.parametrize("call", ["update", "refresh", "rotate", "destroy", "list", "logout"])
+def test_every_call_sees_an_idle_session_as_gone(r: redis.Redis, ns: Namespace, call: str) -> None:
+    clock = VirtualClock(1_000_000)
+    store = SessionStore(r, idle_ttl=30, absolute_ttl=3600, prefix=ns.key("session:"), clock=clock)
+    sid = store.create_session("alice")
+    clock.advance(600)
+    gone: dict[str, Any] = {
+        "update": (lambda: store.update_session(sid, x=1), False),
+        "refresh": (lambda: store.refresh_session(sid), False),
+        "rotate": (lambda: store.rotate_session(sid), None),
+        "destroy": (lambda: store.destroy_session(sid), False),
+        "list": (lambda: store.list_user_sessions("alice"), []),
+        "logout": (lambda: store.destroy_user_sessions("alice"), 0),
+    }
+    run, expected = gone[call]
+    assert run() == expected
+    assert r.exists(store.keys.session_key(sid)) == 0
+    assert r.zcard(store.keys.index("alice")) == 0
 
 
 def test_created_at_is_stored_and_reported(ns: Namespace, r: redis.Redis) -> None:
@@ -290,6 +329,51 @@ def test_user_index_expires_with_the_last_session(r: redis.Redis, ns: Namespace)
     store = SessionStore(r, idle_ttl=10, absolute_ttl=20, prefix=ns.key("session:"))
     store.create_session("alice")
     assert 0 < r.pttl(store.keys.index("alice")) <= 20_000
+
+
+def test_user_index_outlives_each_session_whatever_the_clock(r: redis.Redis, ns: Namespace) -> None:
+    clock = VirtualClock(1_000_000)
+    store = SessionStore(r, idle_ttl=60, absolute_ttl=3600, prefix=ns.key("session:"), clock=clock)
+    sid: str | None = store.create_session("alice")
+    index = store.keys.index("alice")
+    assert r.pttl(index) > 59_000
+    touches = {
+        "get": lambda: store.get_session(sid),
+        "update": lambda: store.update_session(sid, x=1),
+        "refresh": lambda: store.refresh_session(sid),
+        "rotate": lambda: store.rotate_session(sid),
+    }
+    for name, touch in touches.items():
+        r.pexpire(index, 100)  # the index's real-time TTL ran ahead of a slow clock
+        clock.advance(1)
+        result = touch()
+        assert result, name
+        sid = result if name == "rotate" else sid
+        assert r.pttl(index) > 59_000, name  # at least the session's new TTL (60 s)
+        assert r.pttl(store.keys.session_key(sid)) > 59_000, name
+    assert store.list_user_sessions("alice") == [sid]
+
+
+def test_rotate_leaves_the_user_index_with_a_ttl(r: redis.Redis, ns: Namespace) -> None:
+    store = SessionStore(r, idle_ttl=60, absolute_ttl=3600, prefix=ns.key("session:"))
+    sid = store.rotate_session(store.create_session("alice"))  # the user's only session
+    assert sid is not None
+    assert 59_000 < r.pttl(store.keys.index("alice")) <= 60_000
+
+
+def test_slow_clock_keeps_a_live_session_listed(r: redis.Redis, ns: Namespace) -> None:
+    t = [1_000.0]
+    store = SessionStore(
+        r, idle_ttl=0.3, absolute_ttl=0.6, prefix=ns.key("session:"), clock=lambda: t[0]
+    )
+    sid = store.create_session("alice")
+    for _ in range(8):  # 0.8 s of real time, 0.08 s by the clock: the session lives on
+        time.sleep(0.1)
+        t[0] += 0.01
+        assert store.get_session(sid) is not None
+    assert store.list_user_sessions("alice") == [sid]
+    assert store.destroy_user_sessions("alice") == 1
+    assert store.get_session(sid) is None
 
 
 # -- cluster-safety and round trips ------------------------------------------------------
