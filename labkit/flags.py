@@ -4,14 +4,15 @@ Each flag is one hash; ``is_enabled`` reads the three fields it needs with a sin
 (one command, one round trip, atomic) and decides on the client::
 
     <prefix>{flags}:<flag>    HASH  enabled -> "1" | "0"   the master switch (kill switch)
-                                    rollout -> "0".."100"  percent of users enabled
+                                    rollout -> "0".."100"  percent of users enabled (0.01 steps)
                                     u:<user_id> -> "1" | "0"  a per-user override
     <prefix>{flags}           SET   names of every flag (for ``list_flags``)
 
 The decision, in order:
 
 1. No such flag, or ``enabled`` is "0" (``disable``): off for everyone. ``disable`` is a kill
-   switch: it beats overrides and the rollout, and keeps both so re-enabling restores them.
+   switch: it beats overrides and the rollout, and keeps both, so ``enable`` turns the flag
+   back on exactly as it was (a flag at 5% comes back at 5%, not at 100%).
 2. A per-user override (``enable_for_user`` / ``disable_for_user``) decides for that user.
 3. Otherwise the user is on when their *bucket* is below the rollout: ``bucket(flag, user)``
    is the first 8 bytes of SHA-256 of ``"<flag>\\x00<user_id>"`` modulo 10,000, computed on the
@@ -19,8 +20,15 @@ The decision, in order:
    lands in the same bucket in every process, on every machine, forever. A rollout of p% turns
    on buckets ``0 .. 100*p - 1``, so raising p only ever adds users: nobody flips off as a
    rollout grows. Different flags hash differently, so the same 1% are not always the guinea
-   pigs. Resolution: 0.01 percentage points.
+   pigs. Resolution: 0.01 percentage points; the comparison is against the whole number
+   ``round(100*p)``, so 0.07% is exactly 7 buckets, and ``set_rollout`` refuses a finer
+   percent (0.075) rather than silently rounding it.
 4. With no ``user_id`` (an anonymous check) a flag is on only when fully rolled out (100%).
+
+The writes: ``set_rollout(flag, p)`` switches the flag on at p% (``set_rollout(flag, 100)`` is
+how to go to everyone); ``disable`` is the kill switch; ``enable`` switches the flag back on
+without touching its rollout or overrides, and only a flag with no rollout yet (new, or only
+ever disabled) starts at 100%. ``enable_for_user`` on a new flag starts it at 0%.
 
 Replies are decoded here, so the class works whether the client was created with
 ``decode_responses=True`` or ``False`` (comparing a ``bytes`` reply to ``"1"`` is never true).
@@ -69,12 +77,24 @@ def _check_user(user_id: Any) -> str:
     return text
 
 
-def _check_percent(percent: Any) -> float:
+def _check_percent(percent: Any) -> int:
+    """A percent as a whole number of buckets (hundredths of a percent), 0 .. BUCKETS."""
     if isinstance(percent, bool) or not isinstance(percent, (int, float)):
         raise TypeError(f"percent must be a number, not {type(percent).__name__}")
     if not (math.isfinite(percent) and 0 <= percent <= 100):
         raise ValueError(f"percent must be between 0 and 100, got {percent!r}")
-    return float(percent)
+    hundredths = percent * (BUCKETS // 100)
+    buckets = round(hundredths)
+    if abs(hundredths - buckets) > 1e-6:  # float noise (0.1 + 0.2) is fine, 0.075 is not
+        raise ValueError(
+            f"percent must be a multiple of 0.01 (the rollout resolution), got {percent!r}"
+        )
+    return buckets
+
+
+def _threshold(rollout: str | None) -> int:
+    """The stored rollout as a whole number of buckets: users below it are on."""
+    return round(float(rollout) * (BUCKETS // 100)) if rollout is not None else 0
 
 
 def bucket(flag: str, user_id: str | int) -> int:
@@ -91,10 +111,10 @@ def _decide(
         return False
     if override is not None:
         return override == "1"
-    percent = float(rollout) if rollout is not None else 0.0
+    threshold = _threshold(rollout)
     if slot is None:
-        return percent >= 100
-    return slot < percent * BUCKETS / 100
+        return threshold >= BUCKETS
+    return slot < threshold
 
 
 class FeatureFlags:
@@ -130,17 +150,24 @@ class FeatureFlags:
     # -- writes ----------------------------------------------------------------------------
 
     def enable(self, flag: str) -> None:
-        """On for everyone (rollout 100%); per-user overrides still apply."""
-        self._write(_check_flag(flag), {"enabled": "1", "rollout": "100"})
+        """Switch the flag on, keeping its rollout and overrides (undoes ``disable``).
+
+        A flag that has no rollout yet (new, or only ever disabled) starts at 100%. To take
+        a partly rolled out flag to everyone, use ``set_rollout(flag, 100)``.
+        """
+        self._write(_check_flag(flag), {"enabled": "1"}, create_only={"rollout": "100"})
 
     def disable(self, flag: str) -> None:
         """Off for everyone, overrides included (kill switch). Rollout and overrides are kept."""
-        self._write(_check_flag(flag), {"enabled": "0"}, create_only={"rollout": "0"})
+        self._write(_check_flag(flag), {"enabled": "0"})
 
     def set_rollout(self, flag: str, percent: float) -> None:
-        """Turn the flag on for ``percent`` % of users (stable buckets); 0 <= percent <= 100."""
-        value = _check_percent(percent)
-        self._write(_check_flag(flag), {"enabled": "1", "rollout": repr(value)})
+        """Switch the flag on for ``percent`` % of users (stable buckets).
+
+        ``0 <= percent <= 100`` in steps of 0.01 (a finer percent raises ValueError).
+        """
+        buckets = _check_percent(percent)
+        self._write(_check_flag(flag), {"enabled": "1", "rollout": repr(buckets / 100)})
 
     def enable_for_user(self, flag: str, user_id: str | int) -> None:
         """Force the flag on for one user (a new flag starts switched on at 0% rollout)."""
@@ -194,7 +221,10 @@ class FeatureFlags:
         ]
 
     def get(self, flag: str) -> dict[str, Any] | None:
-        """The flag's state: ``enabled``, ``rollout`` and ``overrides`` {user: bool}; None if absent."""
+        """The flag's state: ``enabled``, ``rollout`` and ``overrides`` {user: bool}; None if absent.
+
+        ``rollout`` is 0.0 for a flag that has none yet (only ever disabled).
+        """
         raw = self.r.hgetall(self._key(_check_flag(flag)))
         if not raw:
             return None

@@ -15,8 +15,9 @@ The four limiters:
   request is not recorded, so a client that keeps retrying is not locked out, and the log
   never holds more than ``limit`` members.
 - ``SlidingWindowCounter``: the current and previous window counts, weighted
-  (``prev * (window - elapsed) / window + curr``, Cloudflare's approximation). O(1) memory,
-  close to the sliding log when traffic is smooth.
+  (``estimate = prev * (window - elapsed) / window + curr``, Cloudflare's approximation); a
+  request of ``cost`` is admitted when ``estimate + cost <= limit``. O(1) memory, close to the
+  sliding log when traffic is smooth.
 - ``TokenBucket``: GCRA (generic cell rate algorithm) with ``rate`` tokens per second and a
   bucket of ``burst`` tokens, stored as one number, the theoretical arrival time.
 
@@ -24,9 +25,21 @@ What is guaranteed: every ``hit``/``peek`` is one registered Lua script (one rou
 atomic on the server), so concurrent clients cannot both take the last slot. Time comes from
 the server (``redis.call('TIME')``) unless ``now=`` (seconds, float) is passed, so clients with
 skewed clocks share one clock; pass ``now`` from a ``labkit.workloads.VirtualClock`` to make
-experiments reproducible. Times are kept in integer microseconds; key TTLs are set in
-milliseconds and rounded up, so a 0.5 s window never gets a 0 s TTL. Every key of one
-limited ``key`` shares the hash tag ``{key}``, so the scripts run on Redis Cluster.
+experiments reproducible. Times are kept in integer microseconds. Every key of one limited
+``key`` shares the hash tag ``{key}`` (so ``key`` may not contain ``{`` or ``}``), and the
+scripts run on Redis Cluster.
+
+Expiry. Each script stores the times it needs (window number, log entries, TAT) and treats
+state that is out of date *by its own clock* as gone, so a key's TTL never decides anything:
+it only frees memory. On the server clock a key's TTL is the time until it holds nothing
+useful (in milliseconds, rounded up, so a 0.5 s window never gets a 0 s TTL). With ``now=``
+the script's clock is the caller's, unrelated to real time (an experiment may replay an hour
+in a second, or pause in a debugger for ten minutes inside one virtual millisecond), so a
+TTL counted in real time could drop state that virtual time still needs: there every write
+sets a TTL of at least ``VIRTUAL_TTL`` (one day) of real time, a garbage-collection floor.
+Experiments should delete their keys when done (``labkit.namespace(...).cleanup()``).
+Windows, and a token bucket's refill time ``burst / rate``, are limited to ``2**61`` µs
+(about 73,000 years) so every TTL and reply fits Redis' 64-bit integers.
 
 What is not guaranteed: limits are per server (no cross-region coordination); callers that
 pass their own ``now`` are trusted to use one clock; a clock that runs backwards is treated
@@ -48,20 +61,34 @@ from typing import Any, ClassVar
 
 DEFAULT_PREFIX = "ratelimit:"
 _US = 1_000_000
+_MAX_US = 2**61  # longest window / refill time: 2 x it in µs still fits a signed 64-bit reply
+VIRTUAL_TTL = 86_400  # seconds of real time a key lives at least when the caller passes now=
 
-# Shared Lua prologue: the clock. An empty ARGV[1] means "use the server's clock". Redis
-# 3.2-6.x must switch to effects replication before a write follows TIME; Redis 7+ and
-# Valkey already replicate effects (and may no longer have the call), hence the guard.
-_CLOCK_LUA = """
+# Shared Lua prologue: the clock and the TTL. An empty ARGV[1] means "use the server's
+# clock". Redis 3.2-6.x must switch to effects replication before a write follows TIME;
+# Redis 7+ and Valkey already replicate effects (and may no longer have the call), hence the
+# guard. ttl(us): the PEXPIRE/PX argument for state useful for ``us`` more microseconds of the
+# script's clock; with a caller's clock (virtual time) at least VIRTUAL_TTL of real time, a
+# garbage-collection floor, since the scripts ignore out-of-date state themselves.
+_CLOCK_LUA = (
+    """
+local virtual = ARGV[1] ~= ''
 local function clock(arg)
   if arg ~= '' then return tonumber(arg) end
   if redis.replicate_commands then pcall(redis.replicate_commands) end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local function ms(us) return math.max(1, math.ceil(us / 1000)) end
 local function int(x) return string.format('%.0f', x) end
+local function ttl(us)
+  local ms = math.max(1, math.ceil(us / 1000))
+  if virtual then ms = math.max(ms, """
+    + str(VIRTUAL_TTL * 1000)
+    + """) end
+  return int(ms)
+end
 """
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +138,10 @@ def _check_seconds(name: str, value: object) -> int:
     us = round(value * _US)
     if us < 1:
         raise ValueError(f"{name} must be at least 1 microsecond, got {value}")
+    if us > _MAX_US:
+        raise ValueError(
+            f"{name} must be at most 2**61 microseconds (about 73,000 years), got {value}"
+        )
     return us
 
 
@@ -202,6 +233,8 @@ class Limiter(ABC):
             raise TypeError(f"key must be a str, not {type(key).__name__}")
         if not key:
             raise ValueError("key must be a non-empty string")
+        if "{" in key or "}" in key:  # it is the hash tag: a brace would end or split it
+            raise ValueError(f"key must not contain '{{' or '}}' (it is the hash tag), got {key!r}")
 
     def _args(self, cost: object, now: object, consume: bool) -> list[str | int]:
         cost = _check_int("cost", cost, 1)
@@ -259,7 +292,7 @@ end
 if consume then
   count = count + cost
   redis.call('HSET', KEYS[1], 'w', int(win), 'n', count)
-  redis.call('PEXPIRE', KEYS[1], ms(reset))
+  redis.call('PEXPIRE', KEYS[1], ttl(reset))
 end
 if count == 0 then reset = 0 end
 return {1, limit - count, 0, math.ceil(reset)}
@@ -324,8 +357,8 @@ local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 local reset = 0
 if count > 0 and newest[2] then reset = math.max(0, tonumber(newest[2]) + window - now) end
 if allowed and consume then
-  redis.call('PEXPIRE', KEYS[1], ms(reset))
-  redis.call('PEXPIRE', KEYS[2], ms(reset))
+  redis.call('PEXPIRE', KEYS[1], ttl(reset))
+  redis.call('PEXPIRE', KEYS[2], ttl(reset))
 end
 if allowed then return {1, limit - count, 0, math.ceil(reset)} end
 -- the (count + cost - limit)-th oldest live entry must leave before cost units fit
@@ -342,7 +375,10 @@ return {0, limit - count, math.ceil(retry), math.ceil(reset)}
 
 
 class SlidingWindowCounter(Limiter):
-    """Cloudflare's approximation: ``prev * (window - elapsed) / window + curr`` < ``limit``.
+    """Cloudflare's approximation: admitted when ``estimate + cost <= limit``.
+
+    ``estimate = prev * (window - elapsed) / window + curr``: this window's count plus the
+    previous window's, weighted by how much of it still overlaps the last ``window`` seconds.
 
     Two counts per key (this window and the previous one, aligned like ``FixedWindow``), so
     O(1) memory. It assumes the previous window's requests were spread evenly; bursty traffic
@@ -382,7 +418,7 @@ if allowed and consume then
   cur = cur + cost
   estimate = estimate + cost
   redis.call('HSET', KEYS[1], 'w', int(win), 'cur', cur, 'prev', prev)
-  redis.call('PEXPIRE', KEYS[1], ms(2 * window - elapsed))
+  redis.call('PEXPIRE', KEYS[1], ttl(2 * window - elapsed))
 end
 local reset = 0
 if cur > 0 then reset = 2 * window - elapsed elseif prev > 0 then reset = window - elapsed end
@@ -437,7 +473,7 @@ local capacity = burst * interval
 local after = ahead + cost * interval
 if after <= capacity + 1e-3 then
   if consume then
-    redis.call('SET', KEYS[1], string.format('%.17g', now + after), 'PX', ms(after))
+    redis.call('SET', KEYS[1], string.format('%.17g', now + after), 'PX', ttl(after))
     ahead = after
   end
   return {1, math.floor((capacity - ahead) / interval + 1e-9), 0, math.ceil(ahead)}
@@ -455,6 +491,12 @@ return {0, remaining, math.ceil(after - capacity), math.ceil(ahead)}
         if not math.isfinite(rate) or rate <= 0:
             raise ValueError(f"rate must be > 0 tokens per second, got {rate}")
         burst = _check_int("burst", burst, 1)
+        if burst / rate * _US > _MAX_US:  # the refill time burst / rate is the key's TTL
+            slowest = burst * _US / _MAX_US
+            raise ValueError(
+                f"rate must be >= {slowest:.3g} tokens per second for burst {burst} (a refill "
+                f"time burst / rate over 2**61 µs overflows the key's expiry), got {rate}"
+            )
         self.rate = float(rate)
         self.burst = burst
         self._interval_us = _US / self.rate

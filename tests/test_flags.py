@@ -51,6 +51,79 @@ def test_disable_is_a_kill_switch_over_overrides(flags: FeatureFlags) -> None:
     assert flags.get("beta") == {"enabled": False, "rollout": 100.0, "overrides": {"ann": True}}
 
 
+def test_enable_after_disable_restores_the_rollout_and_overrides(flags: FeatureFlags) -> None:
+    """Regression: a kill switch during a 5% rollout, then enable, must not expose everyone."""
+    users = range(2000)
+    flags.set_rollout("checkout", 5)
+    flags.disable_for_user("checkout", 7)
+    before = flags.is_enabled_many("checkout", users)
+    flags.disable("checkout")
+    assert not any(flags.is_enabled_many("checkout", users))
+    flags.enable("checkout")
+    assert flags.get("checkout") == {"enabled": True, "rollout": 5.0, "overrides": {"7": False}}
+    assert flags.is_enabled_many("checkout", users) == before
+    assert 0 < sum(before) < 200
+
+
+def test_enable_keeps_a_partial_rollout_and_set_rollout_100_goes_to_everyone(
+    flags: FeatureFlags,
+) -> None:
+    flags.set_rollout("search", 10)
+    flags.enable("search")  # already on: enable changes nothing
+    assert flags.get("search") == {"enabled": True, "rollout": 10.0, "overrides": {}}
+    assert flags.is_enabled("search") is False
+    flags.set_rollout("search", 100)
+    assert flags.is_enabled("search") is True
+    assert all(flags.is_enabled_many("search", range(200)))
+
+
+def test_enable_after_disable_of_a_new_flag_turns_it_on_for_everyone(flags: FeatureFlags) -> None:
+    flags.disable("fresh")  # registered switched off, no rollout chosen yet
+    assert flags.is_enabled("fresh", user_id=1) is False
+    flags.enable("fresh")
+    assert flags.get("fresh") == {"enabled": True, "rollout": 100.0, "overrides": {}}
+    assert flags.is_enabled("fresh") is True
+
+
+def test_enable_after_enable_for_user_keeps_the_zero_rollout(flags: FeatureFlags) -> None:
+    flags.enable_for_user("beta", "ann")
+    flags.disable("beta")
+    flags.enable("beta")
+    assert flags.is_enabled("beta", user_id="ann") is True
+    assert flags.is_enabled("beta", user_id="bo") is False
+
+
+def _user_per_bucket() -> dict[int, int]:
+    """One user id for every bucket of flag "exact" (found by scanning ids)."""
+    found: dict[int, int] = {}
+    user = 0
+    while len(found) < BUCKETS:
+        found.setdefault(bucket("exact", user), user)
+        user += 1
+    return found
+
+
+def test_rollout_turns_on_exactly_100p_buckets(flags: FeatureFlags) -> None:
+    """Regression: 0.07% turned on 8 buckets (0.07 * 10000 / 100 = 7.000000000000001)."""
+    at = _user_per_bucket()
+    hundredths = [n for n in range(1, BUCKETS) if n / 100 * BUCKETS / 100 != n]
+    hundredths += list(range(1, BUCKETS, 97))
+    assert 7 in hundredths
+    for n in sorted(set(hundredths)):
+        flags.set_rollout("exact", n / 100)
+        inside, outside = flags.is_enabled_many("exact", [at[n - 1], at[n]])
+        assert (inside, outside) == (True, False), n / 100
+
+
+def test_rollout_finer_than_a_hundredth_is_refused(flags: FeatureFlags, ns: Namespace) -> None:
+    for percent in (0.075, 12.345, 1 / 3, 0.001):
+        with pytest.raises(ValueError, match="percent"):
+            flags.set_rollout("fine", percent)
+    assert ns.keys() == []
+    flags.set_rollout("fine", 0.1 + 0.2)  # 0.30000000000000004: float noise, not a finer value
+    assert flags.get("fine") == {"enabled": True, "rollout": 0.3, "overrides": {}}
+
+
 def test_enable_for_user_on_a_new_flag_enables_only_that_user(flags: FeatureFlags) -> None:
     flags.enable_for_user("beta", 42)
     assert flags.is_enabled("beta", user_id=42) is True
@@ -107,27 +180,27 @@ def test_bucket_differs_between_flags() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     flag=st.text(min_size=1, max_size=12).filter(lambda s: s == s.strip()),
-    low=st.floats(0, 100),
-    high=st.floats(0, 100),
+    low=st.integers(0, BUCKETS),
+    high=st.integers(0, BUCKETS),
 )
-def test_growing_rollout_never_turns_a_user_off(flag: str, low: float, high: float) -> None:
-    """Property: the users on at a lower percent are a subset of those on at a higher one."""
-    low, high = sorted((low, high))
+def test_growing_rollout_never_turns_a_user_off(flag: str, low: int, high: int) -> None:
+    """Property: the users on at a lower rollout are a subset of those on at a higher one."""
+    low, high = sorted((low, high))  # thresholds in hundredths of a percent
     users = range(200)
-    on_low = {u for u in users if bucket(flag, u) < low * 100}
-    on_high = {u for u in users if bucket(flag, u) < high * 100}
+    on_low = {u for u in users if bucket(flag, u) < low}
+    on_high = {u for u in users if bucket(flag, u) < high}
     assert on_low <= on_high
 
 
 @settings(
     max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(steps=st.lists(st.floats(0, 100), min_size=2, max_size=6).map(sorted))
-def test_no_user_flips_off_as_stored_rollout_grows(flags: FeatureFlags, steps: list[float]) -> None:
+@given(steps=st.lists(st.integers(0, BUCKETS), min_size=2, max_size=6).map(sorted))
+def test_no_user_flips_off_as_stored_rollout_grows(flags: FeatureFlags, steps: list[int]) -> None:
     users = range(500)
     before: set[int] = set()
-    for percent in steps:
-        flags.set_rollout("grow", percent)
+    for hundredths in steps:
+        flags.set_rollout("grow", hundredths / 100)
         now = {u for u, on in zip(users, flags.is_enabled_many("grow", users), strict=True) if on}
         assert before <= now
         before = now
@@ -206,6 +279,7 @@ def test_keys_share_one_hash_slot_under_the_prefix(flags: FeatureFlags, ns: Name
         (lambda f: f.set_rollout("x", float("nan")), ValueError, "percent"),
         (lambda f: f.set_rollout("x", "50"), TypeError, "percent"),
         (lambda f: f.set_rollout("x", True), TypeError, "percent"),
+        (lambda f: f.set_rollout("x", 0.075), ValueError, "percent"),
         (lambda f: f.enable(""), ValueError, "flag"),
         (lambda f: f.enable(" x"), ValueError, "flag"),
         (lambda f: f.disable(None), TypeError, "flag"),

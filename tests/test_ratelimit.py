@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +17,7 @@ from redis.crc import key_slot
 from labkit.keys import Namespace
 from labkit.ratelimit import (
     ALGORITHMS,
+    VIRTUAL_TTL,
     Decision,
     FixedWindow,
     Limiter,
@@ -82,6 +84,20 @@ def test_bad_requests_raise_before_reaching_redis(
     assert ns.keys() == []
 
 
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_keys_with_braces_are_refused_before_reaching_redis(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    """Regression: '}evil' gave an empty hash tag, so SlidingLog's two keys left one slot."""
+    limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
+    calls = (limiter.hit, limiter.peek, limiter.keys, lambda k: limiter.replay(k, [1.0]))
+    for key in ("}evil", "}", "{x}", "a{b", "user:{42}"):
+        for call in calls:
+            with pytest.raises(ValueError, match="key must not contain"):
+                call(key)
+    assert ns.keys() == []
+
+
 def test_limit_must_be_an_int(r: redis.Redis, ns: Namespace) -> None:
     with pytest.raises(TypeError, match="limit must be an int"):
         SlidingLog(r, 2.5, 1.0, prefix=ns.prefix)  # type: ignore[arg-type]
@@ -92,6 +108,31 @@ def test_token_bucket_rejects_bad_rate_and_burst(r: redis.Redis, ns: Namespace) 
         TokenBucket(r, 0, 5, prefix=ns.prefix)
     with pytest.raises(ValueError, match="burst must be >= 1"):
         TokenBucket(r, 1.0, 0, prefix=ns.prefix)
+
+
+def test_token_bucket_refuses_a_rate_too_small_for_its_expiry(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    """Regression: at 1e-14 tokens/s the PX expiry overflowed and Redis raised mid-script."""
+    for rate, burst in [(1e-14, 1), (5e-324, 1), (1e-9, 10**9)]:
+        with pytest.raises(ValueError, match="rate must be >= "):
+            TokenBucket(r, rate, burst, prefix=ns.prefix)
+    assert ns.keys() == []
+    slow = TokenBucket(r, 1e-9, 1, prefix=ns.prefix)  # one token every ~32 years still works
+    assert slow.hit("u", now=5.0).allowed
+    assert not slow.hit("u", now=6.0).allowed
+    assert r.pttl(slow.keys("u")[0]) > 10**12 - 60_000  # 1e9 s, in ms
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_window_too_long_for_an_expiry_is_refused(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    with pytest.raises(ValueError, match="window must be at most"):
+        make(algorithm, r, 5, 1e16, prefix=ns.prefix)
+    limiter = make(algorithm, r, 5, 1e12, prefix=ns.prefix)  # ~31,700 years still works
+    assert limiter.hit("u").allowed
+    assert ns.keys()
 
 
 def test_prefix_must_not_carry_a_hash_tag(r: redis.Redis, ns: Namespace) -> None:
@@ -148,6 +189,26 @@ def test_server_clock_is_the_default_and_keys_expire(
     assert limiter.hit("u").allowed
     for key in ns.keys():
         assert 0 < r.pttl(key) <= 60_000
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_virtual_time_state_outlives_real_time(
+    r: redis.Redis, ns: Namespace, algorithm: str
+) -> None:
+    """Regression: with now= the keys expired in real time, so a slow replay over-admitted.
+
+    Real time passes (longer than the window) while virtual time stands still: the limiter
+    must still count what it admitted, and forget it only when virtual time moves on.
+    """
+    limiter = make(algorithm, r, 5, 0.2, prefix=ns.prefix)
+    assert [limiter.hit("u", now=100.0).allowed for _ in range(6)] == [True] * 5 + [False]
+    time.sleep(0.4)  # two windows of real time, zero of virtual time
+    assert limiter.hit("u", now=100.0).allowed is False
+    assert limiter.peek("u", now=100.0).remaining == 0
+    assert [d.allowed for d in limiter.replay("u", [100.0, 100.0])] == [False, False]
+    assert limiter.hit("u", now=101.0).allowed is True  # virtual time moved on: forgotten
+    ttls = [r.pttl(key) for key in ns.keys()]
+    assert ttls and all(VIRTUAL_TTL * 1000 - 60_000 < ttl <= VIRTUAL_TTL * 1000 for ttl in ttls)
 
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
