@@ -119,8 +119,9 @@ class Analytics:
     ``methods`` names the unique-user backends to maintain, from ``"set"``, ``"hll"`` and
     ``"bitmap"``; the first is the one ``get_daily_stats`` reports. ``"bitmap"`` requires
     integer user ids. ``stream_maxlen`` caps each day's raw stream (approximately);
-    ``retention`` (seconds), when given, re-arms an expiry on every key of a day each time
-    that day is written. ``clock`` gives epoch seconds for events recorded without ``ts``.
+    ``retention`` (seconds), when given, re-arms an expiry on every key of a day that a
+    write touches (``track_event``, ``track_events``, ``add_users``), in the same
+    transaction. ``clock`` gives epoch seconds for events recorded without ``ts``.
     """
 
     def __init__(
@@ -239,6 +240,8 @@ class Analytics:
                 raise TypeError(
                     f"metadata {name!r} must be a str, int or float, not {type(value).__name__}"
                 )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"metadata {name!r} must be a finite number, got {value!r}")
             clean[name] = value
         return clean
 
@@ -254,7 +257,7 @@ class Analytics:
         """Record one event in one transaction; return the UTC day it was counted on.
 
         ``ts`` is epoch seconds or an aware datetime (default: ``clock()``); ``metadata``
-        (str, int or float values) is stored with the raw event in the day's stream.
+        (str, int or finite float values) is stored with the raw event in the day's stream.
         """
         event = self._check_event(event)
         uid = self._check_user(user_id)
@@ -332,8 +335,12 @@ class Analytics:
             }
             pipe.xadd(stream_key, entry, maxlen=self.stream_maxlen, approximate=True)
         touched.append(stream_key)
+        self._queue_expire(pipe, touched)
+
+    def _queue_expire(self, pipe: Any, keys: Sequence[str]) -> None:
+        """With ``retention``, queue an EXPIRE (re-)arming it on every key written."""
         if self.retention is not None:
-            for key in touched:
+            for key in keys:
                 pipe.expire(key, self.retention)
 
     def _queue_users(self, pipe: Any, day: str, users: Sequence[str | int]) -> list[str]:
@@ -386,7 +393,9 @@ class Analytics:
         """Bulk-record users as active on ``date`` in every maintained backend (no events).
 
         For backfills and experiments: ``batch`` ids per transaction (PFADD and SADD take
-        many members per call; dense bitmap ids go as bytes). Returns how many ids were sent.
+        many members per call; dense bitmap ids go as bytes). With ``retention``, each
+        transaction also re-arms the expiry of the keys it wrote. Returns how many ids were
+        sent.
         """
         day = parse_date(date)
         if isinstance(batch, bool) or not isinstance(batch, int):
@@ -401,7 +410,7 @@ class Analytics:
             return 0
         for start in range(0, len(ids), batch):
             pipe = self.r.pipeline(transaction=True)
-            self._queue_users(pipe, day, ids[start : start + batch])
+            self._queue_expire(pipe, self._queue_users(pipe, day, ids[start : start + batch]))
             pipe.execute()
         return len(ids)
 

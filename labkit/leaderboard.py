@@ -39,6 +39,8 @@ notebook or test.
 What it guarantees: every operation is atomic (one command or one Lua script) and one round
 trip (scripts run by EVALSHA; the first call on a fresh server also loads the script); the
 three keys always agree as long as they are written only through this class.
+Scores are finite: ``set_score``/``add_many`` refuse ``nan``/``inf``, and an ``increment``
+whose sum would overflow to infinity is refused with the board left unchanged.
 What it does not: scores are IEEE doubles (integers are exact only up to 2**53); ``add_many``
 is atomic per batch, not across batches; writing the ``scores`` key directly (a bare ZADD)
 leaves the dense-rank companion keys stale.
@@ -104,11 +106,15 @@ class Leaderboard:
     # Set or increment one member's score and keep the distinct-score companions in step.
     # KEYS[1] scores zset, KEYS[2] distinct-scores zset, KEYS[3] score -> member-count hash
     # ARGV[1] member, ARGV[2] score ("set") or delta ("incr"), ARGV[3] "set" | "incr"
-    # Returns the member's new score as Redis formats it.
+    # Returns the member's new score as Redis formats it, or nil, writing nothing, when an
+    # increment would overflow to +-inf (ZINCRBY would store it; the sum is the same double).
     WRITE_SCRIPT = """
 local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local new
 if ARGV[3] == 'incr' then
+  local sum = tonumber(ARGV[2])
+  if old then sum = sum + tonumber(old) end
+  if sum ~= sum or sum == math.huge or sum == -math.huge then return false end
   new = redis.call('ZINCRBY', KEYS[1], ARGV[2], ARGV[1])
 else
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
@@ -292,10 +298,20 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
         self._write(keys=self.keys, args=[member, repr(value), "set"])
 
     def increment(self, member: str, by: float = 1) -> float:
-        """Add ``by`` to ``member``'s score (0 if new); return the new score."""
+        """Add ``by`` to ``member``'s score (0 if new); return the new score.
+
+        A sum that overflows a double (past about +-1.8e308) raises ValueError and leaves the
+        board unchanged, as ``set_score`` refuses a non-finite score.
+        """
         _check_name("member", member)
         delta = _check_score("by", by)
-        return float(self._write(keys=self.keys, args=[member, repr(delta), "incr"]))
+        new = self._write(keys=self.keys, args=[member, repr(delta), "incr"])
+        if new is None:
+            raise ValueError(
+                f"by={by!r} would take {member!r}'s score past the largest finite double; "
+                "the board is unchanged"
+            )
+        return float(new)
 
     def add_many(self, scores: Mapping[str, float], *, batch: int = 5000) -> int:
         """Set many scores: one script per ``batch`` members (sent in score order), pipelined.
@@ -389,8 +405,10 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
     def get_percentile(self, member: str) -> float | None:
         """Percent of the board with a score strictly below ``member``'s (0 <= p < 100).
 
-        The lowest scorer (and everyone tied with them) is at 0; on a board of n distinct
-        scores the leader is at 100 * (n - 1) / n. None if ``member`` is not on the board.
+        The lowest scorer (and everyone tied with them) is at 0. On a board of n members
+        where k of them share the top score, each of those k is at 100 * (n - k) / n
+        (100 * (n - 1) / n when the leader's score is unique). None if ``member`` is not on
+        the board.
         """
         _check_name("member", member)
         reply = self._percentile(keys=self.keys[:1], args=[member])

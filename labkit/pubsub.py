@@ -30,7 +30,8 @@ publishes and subscriptions through the cluster's default node, so the count is 
 
 Channel names: every channel and pattern is ``prefix + name`` (built in ``_channel`` and
 ``_pattern``, the prefix glob-escaped in patterns), so a notebook can keep its traffic under
-its namespace; ``Message.channel`` is the name without the prefix.
+its namespace; ``Message.channel`` is the name without the prefix. A name given twice is
+subscribed once (``Subscription.names`` lists each once, in first-seen order).
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def _check_payload(message: Any) -> str:
 
 
 def _names(names: str | Iterable[str], what: str) -> list[str]:
+    """The names, checked, each once in first-seen order (redis-py subscribes to a repeated
+    name once, and the server confirms only what was sent)."""
     items = [names] if isinstance(names, str) else list(names)
     if not items:
         raise ValueError(f"{what} must name at least one channel")
@@ -99,7 +102,7 @@ def _names(names: str | Iterable[str], what: str) -> list[str]:
             raise TypeError(f"{what} must be str, got {type(name).__name__}")
         if not name:
             raise ValueError(f"{what} must be non-empty strings, got {name!r}")
-    return items
+    return list(dict.fromkeys(items))
 
 
 class PubSub:
@@ -198,12 +201,14 @@ class Subscription:
         self._stop = threading.Event()
         self._early: list[dict[str, Any]] = []
         self._pubsub = bus._new_pubsub()
+        self._connection: Any = None  # where _on_connect is registered, until stop()
         try:
             getattr(self._pubsub, kind)(*names)
             self._await_confirmations(kind, len(names))
             connection = getattr(self._pubsub, "connection", None)
             if connection is not None:
                 connection.register_connect_callback(self._on_connect)
+                self._connection = connection
         except BaseException:
             self._pubsub.close()
             raise
@@ -294,7 +299,11 @@ class Subscription:
         )
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening: join the thread, unsubscribe, close the connection. Idempotent."""
+        """Stop listening: join the thread, unsubscribe, close the connection. Idempotent.
+
+        The connection goes back to the client's pool; this subscription's connect callback
+        is removed from it first, so ``reconnects`` stops counting when another client of
+        the pool reconnects it."""
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -302,6 +311,9 @@ class Subscription:
                 raise RuntimeError(
                     f"the subscriber thread did not stop within {timeout} s (a handler is stuck)"
                 )
+        if self._connection is not None:
+            self._connection.deregister_connect_callback(self._on_connect)
+            self._connection = None
         self._pubsub.close()
 
     def __enter__(self) -> Subscription:

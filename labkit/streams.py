@@ -30,6 +30,13 @@ What it does not guarantee:
 * Survival of unread messages under ``maxlen``: approximate ``MAXLEN ~`` trimming removes the
   oldest entries whether or not they were consumed or acked. Size it well above the backlog.
 * Durability across a server restart without persistence (AOF/RDB): that is server config.
+* That a message is handled by one worker at a time. Idleness is the only sign that a
+  worker is gone, so set ``min_idle_ms`` well above the slowest handler's run time. When a
+  handler runs longer than ``min_idle_ms``, another worker's ``claim_stale`` takes the
+  message it is still working on: it runs a second handler on it at the same time, or —
+  when the message has already been delivered ``max_deliveries`` times — moves it to
+  ``<stream>:dead``. In that second case, when the first handler then succeeds, its ack
+  finds nothing pending: the message was processed, yet it sits in the dead-letter stream.
 
 Keys (built only in ``stream_keys``): the stream ``stream`` and its dead-letter stream
 ``stream + ":dead"``. Both must share a cluster slot, so the stream name needs a hash tag:
@@ -39,12 +46,18 @@ segment is wrapped in one (``lab:04:orders`` -> ``lab:04:{orders}``). ``queue.st
 
 Payloads: a flat mapping of ``str`` to ``str``/``int``/``float`` is stored as stream fields
 (readable in ``redis-cli``); anything else JSON-serialisable goes into one field, ``_json``.
-Field names starting with ``_`` are reserved for labkit's bookkeeping.
+Field names starting with ``_`` are reserved for labkit's bookkeeping. A ``nan`` or
+``inf`` float is refused anywhere in a payload (``TypeError``), flat or JSON.
+
+Clients: ``StreamQueue`` and ``Worker`` work with a client that decodes responses or one
+that does not (``decode_responses=False``): ids, field names and values, and consumer names
+always come back as ``str`` (UTF-8).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -169,6 +182,22 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return value
 
 
+def _check_duration(name: str, value: Any) -> float:
+    """A finite, non-negative duration (seconds or ms): ``nan`` and ``inf`` are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    """A reply item as ``str``: bytes (a client without ``decode_responses``) are decoded."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
 def _check_name(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
@@ -182,25 +211,28 @@ def encode_payload(data: Any) -> dict[str, str | int | float]:
     if data is None or (isinstance(data, str | bytes | list | tuple | Mapping) and not data):
         raise ValueError(f"data must not be empty, got {data!r}")
     if isinstance(data, Mapping) and all(
-        isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool)
+        isinstance(k, str)
+        and isinstance(v, str | int | float)
+        and not isinstance(v, bool)
+        and not (isinstance(v, float) and not math.isfinite(v))
         for k, v in data.items()
     ):
         reserved = [k for k in data if k.startswith("_")]
         if reserved:
             raise ValueError(f"data field names starting with '_' are reserved, got {reserved}")
         return dict(data)
+    # a flat mapping holding nan/inf lands here too, and is refused like a JSON one
     try:
         return {JSON_FIELD: json.dumps(data, separators=(",", ":"), allow_nan=False)}
     except (TypeError, ValueError) as exc:
         raise TypeError(f"data must be a flat mapping or JSON-serialisable: {exc}") from None
 
 
-def _fields(flat: list[Any] | dict[str, str] | None) -> dict[str, str]:
+def _fields(flat: list[Any] | dict[Any, Any] | None) -> dict[str, str]:
     if flat is None:
         return {}
-    if isinstance(flat, dict):
-        return dict(flat)
-    return dict(zip(flat[::2], flat[1::2], strict=True))
+    pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
+    return {_text(k): _text(v) for k, v in pairs}
 
 
 class StreamQueue:
@@ -326,7 +358,7 @@ return 1
     def add(self, data: Any) -> str:
         """Append one message; return its stream id."""
         fields = encode_payload(data)
-        return str(self._xadd(self.r, fields))
+        return _text(self._xadd(self.r, fields))
 
     def add_many(self, items: Iterable[Any]) -> list[str]:
         """Append many messages in one round trip (a pipeline); return their ids."""
@@ -336,7 +368,7 @@ return 1
         pipe = self.r.pipeline(transaction=False)
         for fields in encoded:
             self._xadd(pipe, fields)
-        return [str(i) for i in pipe.execute()]
+        return [_text(i) for i in pipe.execute()]
 
     def _xadd(self, client: Any, fields: dict[str, Any]) -> Any:
         if self.maxlen is None:
@@ -371,7 +403,7 @@ return 1
             batches = [value[0] for value in reply.values() if value]
         else:
             batches = [item[1] for item in reply]
-        return [Message(str(mid), _fields(flds)) for batch in batches for mid, flds in batch]
+        return [Message(_text(mid), _fields(flds)) for batch in batches for mid, flds in batch]
 
     def ack(self, *ids: str) -> int:
         """Acknowledge processed messages; return how many were pending."""
@@ -387,8 +419,14 @@ return 1
             raw = self.r.xpending(self.stream, self.group)
         except redis.ResponseError as exc:
             raise self._no_group(exc) from None
-        consumers = {str(c["name"]): int(c["pending"]) for c in raw.get("consumers") or []}
-        return PendingSummary(int(raw["pending"]), raw.get("min"), raw.get("max"), consumers)
+        consumers = {_text(c["name"]): int(c["pending"]) for c in raw.get("consumers") or []}
+        lowest, highest = raw.get("min"), raw.get("max")
+        return PendingSummary(
+            int(raw["pending"]),
+            None if lowest is None else _text(lowest),
+            None if highest is None else _text(highest),
+            consumers,
+        )
 
     def _claim(
         self, consumer: str, mode: str, min_idle_ms: int, count: int, start: str
@@ -400,8 +438,8 @@ return 1
             )
         except redis.ResponseError as exc:
             raise self._no_group(exc) from None
-        messages = [Message(str(e[0]), _fields(e[1]), int(e[2])) for e in entries]
-        return messages, int(dead), int(gone), str(next_start)
+        messages = [Message(_text(e[0]), _fields(e[1]), int(e[2])) for e in entries]
+        return messages, int(dead), int(gone), _text(next_start)
 
     def recover(self, consumer: str, count: int = 100) -> list[Message]:
         """Re-deliver ``consumer``'s own pending messages (the oldest ``count``): what a
@@ -446,7 +484,7 @@ return 1
             flds = _fields(raw)
             out.append(
                 DeadLetter(
-                    id=str(mid),
+                    id=_text(mid),
                     origin_id=flds.pop("_origin_id"),
                     deliveries=int(flds.pop("_deliveries")),
                     error=flds.pop("_error"),
@@ -502,9 +540,7 @@ class Worker:
         self.count = _check_int("count", count, 1)
         self.block_ms = _check_int("block_ms", block_ms, 1)
         self.min_idle_ms = _check_int("min_idle_ms", min_idle_ms, 0)
-        if not isinstance(claim_every_s, int | float) or claim_every_s < 0:
-            raise ValueError(f"claim_every_s must be >= 0, got {claim_every_s!r}")
-        self.claim_every_s = float(claim_every_s)
+        self.claim_every_s = _check_duration("claim_every_s", claim_every_s)
         self.exit_when_idle = exit_when_idle
         self.clock = clock
         self.stats = WorkerStats()
@@ -596,8 +632,7 @@ def recording_handler(
     Idempotent in effect: the set of ids in the hash is the same however often a message
     is delivered; the counts show how often that was."""
     _check_name("seen_key", seen_key)
-    if not isinstance(work_ms, int | float) or work_ms < 0:
-        raise ValueError(f"work_ms must be >= 0, got {work_ms!r}")
+    _check_duration("work_ms", work_ms)
 
     def handle(message: Message) -> None:
         r.hincrby(seen_key, message.id, 1)
@@ -657,6 +692,12 @@ def start_worker_process(
     ``main``): it imports only redis-py, not the rest of labkit (pandas), so it starts in a
     fraction of the time ``python -m labkit.streams`` takes."""
     _check_name("url", url)
+    # refuse bad settings here, not in a child process that would die on them
+    _check_duration("work_ms", work_ms)
+    _check_duration("claim_every_s", claim_every_s)
+    _check_int("count", count, 1)
+    _check_int("block_ms", block_ms, 1)
+    _check_int("min_idle_ms", min_idle_ms, 0)
     args = [
         sys.executable, "-P", str(Path(__file__).resolve()), url, queue.stream, queue.group,
         _check_name("consumer", consumer), _check_name("seen_key", seen_key),

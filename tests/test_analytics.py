@@ -132,7 +132,18 @@ def test_retention_sets_an_expiry_on_every_day_key(r, ns):
 def test_keys_never_expire_without_retention(r, ns):
     a = make(r, ns)
     a.track_event("view", 1, ts=T0)
+    a.add_users("2026-11-28", range(200))
     assert all(r.ttl(key) == -1 for key in written(ns))
+
+
+def test_add_users_sets_an_expiry_with_retention(r, ns):
+    a = make(r, ns, retention=3600)
+    a.add_users("2026-11-28", range(200), batch=100)  # dense ids: bitmap bytes + BITOP
+    r.persist(a.key("2026-11-28", "set"))
+    a.add_users("2026-11-28", [5_000])  # a second call re-arms the expiry
+    keys = written(ns)
+    assert sorted(keys) == sorted(a.key("2026-11-28", m) for m in ALL)
+    assert all(0 < r.ttl(key) <= 3600 for key in keys)
 
 
 @HYPOTHESIS
@@ -177,6 +188,9 @@ def test_track_events_validates_every_row_before_sending(r, ns):
     a = make(r, ns)
     rows = [{"event": "view", "user_id": 1, "ts": T0}, {"event": "view", "user_id": -1, "ts": T0}]
     with pytest.raises(ValueError, match="user_id"):
+        a.track_events(rows)
+    rows[1] = {"event": "view", "user_id": 2, "ts": T0, "amount": math.nan}
+    with pytest.raises(ValueError, match="amount"):
         a.track_events(rows)
     assert ns.keys() == []
 
@@ -309,6 +323,9 @@ def test_dates_of_the_wrong_type_are_refused(r, ns, bad):
         ({"ts": datetime(2026, 11, 29, 12)}, ValueError, "ts"),  # naive
         ({"platform": None}, TypeError, "platform"),
         ({"tags": ["a"]}, TypeError, "tags"),
+        ({"amount": math.nan}, ValueError, "amount"),
+        ({"amount": math.inf}, ValueError, "amount"),
+        ({"amount": -math.inf}, ValueError, "amount"),
     ],
 )
 def test_bad_track_event_input_is_refused_before_redis(r, ns, kwargs, error, name):

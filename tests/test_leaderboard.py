@@ -108,6 +108,33 @@ def test_increment_adds_and_creates(board: Leaderboard) -> None:
     assert board.get_rank("fay", method="dense") == 3
 
 
+def test_increment_that_would_overflow_is_refused_and_changes_nothing(
+    r: redis.Redis, board: Leaderboard
+) -> None:
+    big = 1.7e308
+    board.set_score("huge", big)
+    before = {key: r.dump(key) for key in board.keys}
+    for by in (big, 1e308 * 1.5):
+        with pytest.raises(ValueError, match="by"):
+            board.increment("huge", by)
+    board.set_score("low", -big)
+    with pytest.raises(ValueError, match="by"):
+        board.increment("low", -big)
+    board.remove("low")
+    assert {key: r.dump(key) for key in board.keys} == before  # the board is unchanged
+    assert board.get_score("huge") == big
+    assert board.increment("huge", -big) == 0.0  # a finite result is fine
+    assert_companions_consistent(r, board)
+
+
+def test_leader_percentile_counts_members_tied_at_the_top(board: Leaderboard) -> None:
+    # 6 members; after the tie two of them share the top score: both are at 100 * 4 / 6
+    board.set_score("erin", board.get_score("dave") or 0)
+    assert (
+        board.get_percentile("dave") == board.get_percentile("erin") == pytest.approx(100 * 4 / 6)
+    )
+
+
 def test_remove_and_size(r: redis.Redis, board: Leaderboard) -> None:
     assert board.size() == 6
     assert board.remove("bob") is True

@@ -145,6 +145,32 @@ def test_stop_closes_the_connection(bus: PubSub) -> None:
     assert sock.fileno() == -1
 
 
+def test_stopped_subscription_stops_counting_reconnects(r: redis.Redis, bus: PubSub) -> None:
+    old = bus.subscribe("a", lambda m: None)
+    connection = old._pubsub.connection
+    old.stop()
+    for _ in range(3):  # later subscriptions may reuse the pooled connection
+        bus.subscribe("b", lambda m: None).stop()
+    r.ping()
+    assert (old.reconnects, old.reconnected_at) == (0, [])
+    assert all(ref() is None or ref() != old._on_connect for ref in connection._connect_callbacks)
+
+
+def test_repeated_names_are_subscribed_once(bus: PubSub) -> None:
+    got: list[Message] = []
+    started = time.monotonic()
+    with bus.subscribe(["a", "b", "a"], got.append) as sub:
+        assert sub.names == (bus.prefix + "a", bus.prefix + "b")
+        assert bus.publish("a", 1) == 1
+        assert wait_for(lambda: len(got) == 1)
+    with bus.psubscribe(["x*", "x*"], got.append) as psub:
+        assert psub.names == (bus.prefix + "x*",)
+        assert bus.publish("xy", 2) == 1
+        assert wait_for(lambda: len(got) == 2)
+    assert time.monotonic() - started < 2  # no wait for confirmations that never come
+    assert [m.data for m in got] == [1, 2]
+
+
 def test_reconnect_resubscribes_and_loses_messages_in_between(r: redis.Redis, bus: PubSub) -> None:
     got: list[int] = []
     busy = threading.Event()

@@ -48,6 +48,15 @@ def queue(r: Any, ns: Namespace) -> StreamQueue:
     return q
 
 
+def bytes_client(r: Any) -> Any:
+    """A second client to the same server or cluster, with decode_responses=False."""
+    if hasattr(r, "get_default_node"):
+        node = r.get_default_node()
+        return redis.RedisCluster(host=node.host, port=node.port, decode_responses=False)
+    kwargs = {**r.connection_pool.connection_kwargs, "decode_responses": False}
+    return redis.Redis(connection_pool=redis.ConnectionPool(**kwargs))
+
+
 def url_of(r: Any) -> str:
     host, port = address(r)
     return f"redis://{host}:{port}"
@@ -242,6 +251,56 @@ def test_trimmed_pending_entries_are_dropped_not_redelivered(queue: StreamQueue,
     r.xdel(queue.stream, ids[0])
     assert [m.id for m in queue.recover("a")] == ids[1:]
     assert queue.pending().count == 2
+
+
+def test_queue_works_with_a_client_that_does_not_decode(r: Any, ns: Namespace) -> None:
+    raw = bytes_client(r)
+    try:
+        q = StreamQueue(raw, ns.key("raw"), "g", max_deliveries=2)
+        q.setup()
+        first = q.add({"a": "1"})
+        ids = q.add_many([{"b": 2}, ["json", 1]])
+        assert all(isinstance(i, str) and not i.startswith("b'") for i in [first, *ids])
+        got = q.consume("c1", count=10)
+        assert [(m.id, m.data) for m in got] == [
+            (first, {"a": "1"}),
+            (ids[0], {"b": "2"}),
+            (ids[1], ["json", 1]),
+        ]
+        assert q.ack(first) == 1
+        summary = q.pending()
+        assert (summary.count, summary.lowest, summary.highest) == (2, ids[0], ids[1])
+        assert summary.consumers == {"c1": 2}
+        assert [(m.id, m.deliveries) for m in q.recover("c1", count=1)] == [(ids[0], 2)]
+        # c2 dead-letters ids[0] (delivered twice) and takes ids[1]; c3 dead-letters that
+        assert [m.id for m in q.claim_stale("c2", 0)] == [ids[1]]
+        assert q.claim_stale("c3", 0) == []
+        dead = q.dead_letters()
+        assert [(d.origin_id, d.consumer, d.data) for d in dead] == [
+            (ids[0], "c2", {"b": "2"}),
+            (ids[1], "c3", ["json", 1]),
+        ]
+        assert all(isinstance(d.id, str) and not d.id.startswith("b'") for d in dead)
+    finally:
+        raw.close()
+
+
+def test_worker_works_with_a_client_that_does_not_decode(r: Any, ns: Namespace) -> None:
+    raw = bytes_client(r)
+    try:
+        q = StreamQueue(raw, ns.key("raw"), "g")
+        q.setup()
+        ids = q.add_many({"n": i} for i in range(7))
+        q.consume("w", count=5)  # a previous run of "w" died holding five
+        seen: list[str] = []
+        stats = Worker(
+            q, "w", lambda m: seen.append(m.id), count=2, block_ms=10, exit_when_idle=True
+        ).run(install_signals=False)
+        assert sorted(seen) == sorted(ids) and len(seen) == 7
+        assert (stats.recovered, stats.processed) == (5, 7)  # recovered in pages of two
+        assert q.pending().count == 0
+    finally:
+        raw.close()
 
 
 # -- the worker loop -------------------------------------------------------------------------
@@ -487,10 +546,25 @@ def test_add_rejects_empty_payload(queue: StreamQueue, empty: object) -> None:
     assert queue.length() == 0  # nothing reached Redis
 
 
-@pytest.mark.parametrize("bad", [{1, 2}, object(), {"x": b"raw"}, float("inf"), {"x": {1, 2}}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {1, 2},
+        object(),
+        {"x": b"raw"},
+        float("inf"),
+        {"x": {1, 2}},
+        {"x": float("nan")},
+        {"x": "1", "y": float("-inf")},
+        {"x": [float("nan")]},
+    ],
+)
 def test_add_rejects_non_serialisable_payload(queue: StreamQueue, bad: object) -> None:
     with pytest.raises(TypeError, match="data must be a flat mapping or JSON-serialisable"):
         queue.add(bad)
+    with pytest.raises(TypeError, match="data must be a flat mapping or JSON-serialisable"):
+        queue.add_many([{"ok": "1"}, bad])
+    assert queue.length() == 0  # nothing reached Redis
 
 
 def test_add_rejects_reserved_field_names(queue: StreamQueue) -> None:
@@ -528,6 +602,26 @@ def test_unknown_group_is_a_named_error(r: Any, ns: Namespace) -> None:
         (lambda q: Worker(q, "w", print, block_ms=-1), "block_ms must be >= 1, got -1"),
         (lambda q: Worker(q, "w", print, min_idle_ms=-1), "min_idle_ms must be >= 0, got -1"),
         (lambda q: Worker(q, "w", print, claim_every_s=-1), "claim_every_s must be >= 0"),
+        (
+            lambda q: Worker(q, "w", print, claim_every_s=float("nan")),
+            "claim_every_s must be >= 0 and finite, got nan",
+        ),
+        (
+            lambda q: Worker(q, "w", print, claim_every_s=float("inf")),
+            "claim_every_s must be >= 0 and finite, got inf",
+        ),
+        (
+            lambda q: recording_handler(q.r, "seen", work_ms=float("nan")),
+            "work_ms must be >= 0 and finite, got nan",
+        ),
+        (
+            lambda q: start_worker_process("redis://x", q, "w", "seen", claim_every_s=float("nan")),
+            "claim_every_s must be >= 0 and finite, got nan",
+        ),
+        (
+            lambda q: start_worker_process("redis://x", q, "w", "seen", work_ms=float("inf")),
+            "work_ms must be >= 0 and finite, got inf",
+        ),
     ],
 )
 def test_negative_or_zero_sizes_and_times_are_rejected(
