@@ -187,7 +187,7 @@ def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str) -> pd.DataFram
             "limits fixed-window": functools.partial(fixed.hit, item),
         }
         for name, hit in variants.items():
-            fill = f"full-{limit}"
+            fill = f"{name.replace(' ', '-')}-{limit}"  # limits strategies share key names
             for _ in range(limit):  # fill the window, so the log variants hold `limit` entries
                 hit(fill)
             samples = [median_latency(lambda hit=hit, fill=fill: hit(fill), 300) * 1e6 for _ in range(REPEATS)]
@@ -315,11 +315,19 @@ def bench_ceiling(r: Any, ns: labkit.Namespace, server: labkit.RedisServer) -> p
                  "-c", "1", "-q", *command],
                 capture_output=True, text=True, timeout=120,
             ).stdout
-            rate = float(out.strip().splitlines()[-1].split(":")[1].split()[0].replace(",", "")) if ":" in out else float("nan")
+            rate = _requests_per_second(out)
             rows.append({"path": f"redis-benchmark {label} -P 100 -c 1", "ops/s": round(rate)})
     else:
         rows.append({"path": "redis-benchmark", "ops/s": "not on PATH"})
     return pd.DataFrame(rows).set_index("path")
+
+
+def _requests_per_second(output: str) -> float:
+    """The rate from ``redis-benchmark -q`` output ("<command>: 123456.79 requests per second")."""
+    for line in reversed(output.replace("\r", "\n").splitlines()):
+        if "requests per second" in line:
+            return float(line.rsplit(": ", 1)[1].split()[0].replace(",", ""))
+    return float("nan")
 
 
 # ---------------------------------------------------------------------------------------
