@@ -196,30 +196,42 @@ def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str) -> pd.DataFram
 
 
 def bench_lock_peers(r: Any, ns: labkit.Namespace, url: str) -> pd.DataFrame:
+    """Uncontended cost, contended throughput and handoff latency, labkit vs two peers.
+
+    Each thread gets its own lock object for the same lock name (an object's token, or
+    python-redis-lock's id, must not be shared between holders).
+    """
     import redis
     import redis_lock
 
     from labkit.locks import Lock
 
-    rows = []
-    peers: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
-    for strategy in ("spin", "backoff", "notify"):
-        lock = Lock(r, f"peer-{strategy}", ttl=5.0, strategy=strategy, prefix=ns.key("lock") + ":")
-        peers[f"labkit {strategy}"] = (lock.acquire, lock.release)
-    rp = redis.lock.Lock(r, ns.key("redis-py-lock"), timeout=5.0, sleep=0.1)
-    peers["redis-py Lock"] = (rp.acquire, rp.release)
-    prl = redis_lock.Lock(redis.Redis.from_url(url), ns.key("prl"), expire=5)
-    peers["python-redis-lock"] = (prl.acquire, prl.release)
+    peer_client = redis.Redis.from_url(url)
+    factories: dict[str, Callable[[], Any]] = {
+        f"labkit {strategy}": functools.partial(
+            Lock, r, f"peer-{strategy}", ttl=5.0, strategy=strategy, prefix=ns.key("lock") + ":"
+        )
+        for strategy in ("spin", "backoff", "notify")
+    }
+    factories["redis-py Lock"] = lambda: redis.lock.Lock(r, ns.key("redis-py-lock"), timeout=5.0, sleep=0.1)
+    factories["python-redis-lock"] = lambda: redis_lock.Lock(peer_client, ns.key("prl"), expire=5)
 
-    for name, (acquire, release) in peers.items():
-        def pair(acquire=acquire, release=release) -> None:
-            acquire()
-            release()
+    rows = []
+    for name, make_lock in factories.items():
+        lock = make_lock()
+
+        def pair(lock: Any = lock) -> None:
+            lock.acquire()
+            lock.release()
+
         uncontended = [median_latency(pair, 500) * 1e6 for _ in range(REPEATS)]
-        throughput = [contended_throughput(acquire, release, workers=8, hold=0.002) for _ in range(3)]
+        throughput = [contended_throughput(make_lock, workers=8, hold=0.002) for _ in range(3)]
+        handoffs = handoff_latencies(make_lock, rounds=30)
         rows.append({
             "lock": name,
             "uncontended acquire+release µs (median)": round(float(np.median(uncontended)), 1),
+            "handoff ms p50": round(float(np.median(handoffs)) * 1e3, 2),
+            "handoff ms max": round(float(np.max(handoffs)) * 1e3, 2),
             "8 workers, 2 ms sections: sections/s min": round(min(throughput), 1),
             "median": round(float(np.median(throughput)), 1),
             "max": round(max(throughput), 1),
@@ -227,19 +239,14 @@ def bench_lock_peers(r: Any, ns: labkit.Namespace, url: str) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("lock")
 
 
-def contended_throughput(acquire: Callable[[], object], release: Callable[[], object], *,
-                         workers: int, hold: float, seconds: float = 2.0) -> float:
-    """Critical sections per second with ``workers`` threads sharing one lock object's name.
-
-    Each thread needs its own lock object (tokens are per object), so ``acquire`` and
-    ``release`` are bound methods whose owner we copy per thread.
-    """
-    owner = getattr(acquire, "__self__", None)
+def contended_throughput(make_lock: Callable[[], Any], *, workers: int, hold: float,
+                         seconds: float = 2.0) -> float:
+    """Critical sections per second with ``workers`` threads, each with its own lock object."""
     done = [0] * workers
     stop_at = time.monotonic() + seconds
 
     def work(i: int) -> None:
-        lock = _clone_lock(owner)
+        lock = make_lock()
         while time.monotonic() < stop_at:
             lock.acquire()
             time.sleep(hold)
@@ -254,14 +261,27 @@ def contended_throughput(acquire: Callable[[], object], release: Callable[[], ob
     return sum(done) / seconds
 
 
-def _clone_lock(lock: Any) -> Any:
-    import copy
+def handoff_latencies(make_lock: Callable[[], Any], rounds: int) -> list[float]:
+    """Seconds from a holder's release to a blocked waiter's acquire, ``rounds`` times."""
+    holder, waiter = make_lock(), make_lock()
+    result = []
+    for _ in range(rounds):
+        holder.acquire()
+        acquired_at: list[float] = []
 
-    clone = copy.copy(lock)
-    if hasattr(clone, "local"):  # redis-py keeps the token in a thread-local
-        clone.local = threading.local()
-        clone.local.token = None
-    return clone
+        def wait(acquired_at: list[float] = acquired_at) -> None:
+            waiter.acquire()
+            acquired_at.append(time.perf_counter())
+            waiter.release()
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        time.sleep(0.02)  # let the waiter block
+        released_at = time.perf_counter()
+        holder.release()
+        thread.join()
+        result.append(acquired_at[0] - released_at)
+    return result
 
 
 def bench_cache_overhead(r: Any, ns: labkit.Namespace) -> pd.DataFrame:

