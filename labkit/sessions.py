@@ -428,7 +428,7 @@ return live
 
     # -- the familiar vocabulary ---------------------------------------------------------
 
-    def create_session(self, user_id: str | int, **data: Any) -> str:
+    def create_session(self, user_id: str | int, /, **data: Any) -> str:
         """Start a session for ``user_id`` holding ``data``; return its id (the cookie value)."""
         uid = _user_id(user_id)
         flat = _encode_fields(data)
@@ -460,7 +460,7 @@ return live
             data=data,
         )
 
-    def update_session(self, sid: object, **fields: Any) -> bool:
+    def update_session(self, sid: object, /, **fields: Any) -> bool:
         """HSET only ``fields`` and slide the idle TTL; False when the session is gone."""
         flat = _encode_fields(fields)
         parts = _parse_sid(sid)
@@ -486,7 +486,7 @@ return live
 
     # -- what a secure store needs -------------------------------------------------------
 
-    def rotate_session(self, sid: object, **fields: Any) -> str | None:
+    def rotate_session(self, sid: object, /, **fields: Any) -> str | None:
         """Move the session to a fresh id (the old one dies at once) and HSET ``fields``.
 
         Call it on login and on every privilege change (OWASP), passing the new privileges
@@ -541,7 +541,7 @@ return live
                 self._field_expiry = False
         return self._field_expiry
 
-    def set_expiring_fields(self, sid: object, ttl: float, **fields: Any) -> bool:
+    def set_expiring_fields(self, sid: object, ttl: float, /, **fields: Any) -> bool:
         """HSET ``fields`` with a TTL of their own (seconds); the session's TTL slides as usual.
 
         A later plain ``update_session`` of such a field makes it permanent again (HSET

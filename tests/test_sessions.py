@@ -586,3 +586,14 @@ def test_session_keys_put_the_bucket_in_the_hash_tag() -> None:
     bucket = keys.bucket("alice")
     assert keys.index("alice") == f"app:session:{{{bucket}}}:u:alice"
     assert keys.session_key(f"{bucket}.{'A' * 43}") == f"app:session:{{{bucket}}}:s:{'A' * 43}"
+
+
+def test_fields_may_share_a_name_with_the_methods_own_arguments(store: SessionStore) -> None:
+    """Found by hypothesis: a field called user_id or sid must be data, not a clash."""
+    sid = store.create_session("alice", user_id="shown-in-profile", sid="x")
+    assert store.update_session(sid, sid="y", user_id="renamed")
+    session = store.get_session(sid)
+    assert session is not None
+    assert session.data["user_id"] == "renamed" and session.data["sid"] == "y"
+    new_sid = store.rotate_session(sid, sid="z")
+    assert new_sid is not None and store.get_session(new_sid).data["sid"] == "z"
