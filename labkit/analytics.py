@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from labkit.keys import as_text
+
 METHODS = ("set", "hll", "bitmap")
 MAX_BITMAP_USER_ID = 2**32 - 1  # a Redis string holds at most 512 MB = 2**32 bits
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -435,7 +437,7 @@ class Analytics:
         pipe.hgetall(self._key(day, "events"))
         self._queue_count(pipe, day, self.methods[0])
         raw, unique = pipe.execute()
-        events = {_text(name): int(n) for name, n in raw.items()}
+        events = {as_text(name): int(n) for name, n in raw.items()}
         return {
             "total_events": sum(events.values()),
             "unique_users": int(unique),
@@ -523,8 +525,4 @@ class Analytics:
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
         entries = self.r.xrevrange(self._key(day, "stream"), count=count)
-        return [{_text(k): _text(v) for k, v in fields.items()} for _, fields in entries]
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        return [{as_text(k): as_text(v) for k, v in fields.items()} for _, fields in entries]

@@ -49,15 +49,15 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from labkit.keys import as_text, check_prefix
+
 BUCKETS = 10_000  # rollout resolution: 0.01 percentage points
 _USER_FIELD = "u:"
 
 
 def _text(value: Any) -> str | None:
     """A reply as ``str`` (or None), whether or not the client decodes responses."""
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return None if value is None else as_text(value)
 
 
 def _check_flag(flag: Any) -> str:
@@ -121,12 +121,8 @@ class FeatureFlags:
     """Flags in Redis: ``FeatureFlags(r).is_enabled("new-checkout", user_id=42)``."""
 
     def __init__(self, r: Any, prefix: str = "feature:") -> None:
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        if "{" in prefix or "}" in prefix:
-            raise ValueError(f"prefix must not contain '{{' or '}}', got {prefix!r}")
         self.r = r
-        self.prefix = prefix
+        self.prefix = check_prefix(prefix)
 
     # -- keys ------------------------------------------------------------------------------
 

@@ -27,6 +27,22 @@ def escape_glob(text: str) -> str:
     return _GLOB_SPECIALS.sub(r"\\\1", text)
 
 
+def as_text(value: Any) -> str:
+    """A reply as ``str``, whether or not the client decodes responses (bytes are UTF-8)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def check_prefix(prefix: object) -> str:
+    """A key prefix for a pattern that adds its own ``{hash tag}``: a str without braces."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+    if "{" in prefix or "}" in prefix:
+        raise ValueError(
+            f"prefix must not contain '{{' or '}}' (the pattern adds its own hash tag), got {prefix!r}"
+        )
+    return prefix
+
+
 def scan_unlink(r: Any, match: str, batch: int = 500) -> int:
     """UNLINK every key matching the glob ``match``, ``batch`` keys per round trip.
 

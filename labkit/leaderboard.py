@@ -54,6 +54,8 @@ from typing import Any, Literal, NamedTuple
 
 from redis.cluster import RedisCluster
 
+from labkit.keys import as_text, check_prefix
+
 RankMethod = Literal["ordinal", "competition", "dense"]
 RANK_METHODS: tuple[str, ...] = ("ordinal", "competition", "dense")
 
@@ -64,11 +66,6 @@ class Entry(NamedTuple):
     rank: int
     member: str
     score: float
-
-
-def _text(value: Any) -> str:
-    """A reply as ``str``, whether or not the client decodes responses."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _check_name(arg: str, value: Any) -> str:
@@ -254,10 +251,7 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
             raise ValueError(
                 f"name must not contain '{{' or '}}' (it is the hash tag), got {name!r}"
             )
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        if "{" in prefix or "}" in prefix:
-            raise ValueError(f"prefix must not contain '{{' or '}}', got {prefix!r}")
+        check_prefix(prefix)
         self.rank_method: RankMethod = self._check_method(rank_method)
         self.r = r
         self.name = name
@@ -424,7 +418,7 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
         prev_score: float | None = None
         rank = 0
         for i in range(0, len(items), 2):
-            member, score = _text(items[i]), float(items[i + 1])
+            member, score = as_text(items[i]), float(items[i + 1])
             pos = start + i // 2  # 0-based ordinal position
             if method == "ordinal":
                 rank = pos + 1

@@ -67,6 +67,8 @@ import numpy as np
 import redis
 import redis.lock
 
+from labkit.keys import as_text
+
 STRATEGIES = ("spin", "backoff", "notify")
 Clock = Callable[[], float]
 
@@ -127,11 +129,6 @@ def _seconds(arg: str, value: Any, *, allow_zero: bool = False) -> float:
 def _ms(seconds: float) -> int:
     """Seconds to whole milliseconds for PX/PEXPIRE, at least 1 (0 would be an error)."""
     return max(1, round(seconds * 1000))
-
-
-def _text(value: Any) -> str:
-    """A reply as str, whether or not the client decodes responses."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Lock:
@@ -297,7 +294,7 @@ class Lock:
                 keys=keys, args=[token, ttl_ms, *flags, waiting_ms]
             )
             if int(granted) == 1:
-                return self._granted(_text(owner), int(value), unregister=False)
+                return self._granted(as_text(owner), int(value), unregister=False)
             registered = will_wait
             if not blocking or (remaining is not None and remaining <= 0):
                 return None
@@ -330,7 +327,7 @@ class Lock:
                 [self.keys.wake], timeout=math.ceil(max(block, 0.001) * 1000) / 1000
             )
             if popped:
-                return _text(popped[1])
+                return as_text(popped[1])
         return None
 
     def release(self) -> bool:
@@ -367,7 +364,7 @@ class Lock:
         if self._token is None:
             return False
         value = self._r.get(self.keys.lock)
-        return value is not None and _text(value) == self._token
+        return value is not None and as_text(value) == self._token
 
     def __enter__(self) -> int:
         token = self.acquire(blocking=True, timeout=self.timeout)

@@ -59,6 +59,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from labkit.keys import check_prefix
+
 DEFAULT_PREFIX = "ratelimit:"
 _US = 1_000_000
 _MAX_US = 2**61  # longest window / refill time: 2 x it in µs still fits a signed 64-bit reply
@@ -170,11 +172,7 @@ class Limiter(ABC):
         self.limit = _check_int("limit", limit, 1)
         self._window_us = _check_seconds("window", window)
         self.window = float(window)
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        if "{" in prefix or "}" in prefix:
-            raise ValueError(f"prefix must not contain '{{' or '}}' (the hash tag), got {prefix!r}")
-        self.prefix = prefix
+        self.prefix = check_prefix(prefix)
         self.r = r
         self._script = r.register_script(self.SCRIPT)
 

@@ -86,6 +86,8 @@ from typing import Any
 
 import redis
 
+from labkit.keys import as_text, check_prefix
+
 __all__ = [
     "FieldExpiryUnsupportedError",
     "Session",
@@ -193,10 +195,6 @@ def _encode_fields(fields: Mapping[str, Any]) -> list[str]:
             ) from None
         flat += [name, text]
     return flat
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # Shared by every script: the time in ms (ARGV[1], or the server's TIME when ARGV[1] is "");
@@ -399,12 +397,7 @@ return live
                 f"absolute_ttl must be >= idle_ttl, got absolute_ttl={absolute_ttl} < "
                 f"idle_ttl={idle_ttl}"
             )
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        if "{" in prefix or "}" in prefix:
-            raise ValueError(
-                f"prefix must not contain '{{' or '}}' (the store adds the hash tag), got {prefix!r}"
-            )
+        check_prefix(prefix)
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, not {type(clock).__name__}")
         self.r = r
@@ -449,7 +442,7 @@ return live
         if not reply:
             return None
         ttl, left, flat = reply
-        raw = {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+        raw = {as_text(k): as_text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
         data = {k: json.loads(v) for k, v in raw.items() if not k.startswith("_")}
         return Session(
             sid=str(sid),
@@ -518,7 +511,7 @@ return live
         bucket = self.keys.bucket(uid)
         args = [self._now(), self.keys.session_prefix(bucket), "0", self.idle_ms]
         tokens = self._user(keys=[self.keys.index(uid)], args=args)
-        return [f"{bucket}.{_text(t)}" for t in tokens]
+        return [f"{bucket}.{as_text(t)}" for t in tokens]
 
     def destroy_user_sessions(self, user_id: str | int) -> int:
         """Log ``user_id`` out everywhere; return how many live sessions were destroyed."""

@@ -70,6 +70,8 @@ from typing import Any
 
 import redis
 
+from labkit.keys import as_text
+
 JSON_FIELD = "_json"
 DEFAULT_MAX_DELIVERIES = 5
 
@@ -191,13 +193,6 @@ def _check_duration(name: str, value: Any) -> float:
     return float(value)
 
 
-def _text(value: Any) -> str:
-    """A reply item as ``str``: bytes (a client without ``decode_responses``) are decoded."""
-    if isinstance(value, bytes):
-        return value.decode()
-    return str(value)
-
-
 def _check_name(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
@@ -232,7 +227,7 @@ def _fields(flat: list[Any] | dict[Any, Any] | None) -> dict[str, str]:
     if flat is None:
         return {}
     pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
-    return {_text(k): _text(v) for k, v in pairs}
+    return {as_text(k): as_text(v) for k, v in pairs}
 
 
 class StreamQueue:
@@ -358,7 +353,7 @@ return 1
     def add(self, data: Any) -> str:
         """Append one message; return its stream id."""
         fields = encode_payload(data)
-        return _text(self._xadd(self.r, fields))
+        return as_text(self._xadd(self.r, fields))
 
     def add_many(self, items: Iterable[Any]) -> list[str]:
         """Append many messages in one round trip (a pipeline); return their ids."""
@@ -368,7 +363,7 @@ return 1
         pipe = self.r.pipeline(transaction=False)
         for fields in encoded:
             self._xadd(pipe, fields)
-        return [_text(i) for i in pipe.execute()]
+        return [as_text(i) for i in pipe.execute()]
 
     def _xadd(self, client: Any, fields: dict[str, Any]) -> Any:
         if self.maxlen is None:
@@ -403,7 +398,7 @@ return 1
             batches = [value[0] for value in reply.values() if value]
         else:
             batches = [item[1] for item in reply]
-        return [Message(_text(mid), _fields(flds)) for batch in batches for mid, flds in batch]
+        return [Message(as_text(mid), _fields(flds)) for batch in batches for mid, flds in batch]
 
     def ack(self, *ids: str) -> int:
         """Acknowledge processed messages; return how many were pending."""
@@ -419,12 +414,12 @@ return 1
             raw = self.r.xpending(self.stream, self.group)
         except redis.ResponseError as exc:
             raise self._no_group(exc) from None
-        consumers = {_text(c["name"]): int(c["pending"]) for c in raw.get("consumers") or []}
+        consumers = {as_text(c["name"]): int(c["pending"]) for c in raw.get("consumers") or []}
         lowest, highest = raw.get("min"), raw.get("max")
         return PendingSummary(
             int(raw["pending"]),
-            None if lowest is None else _text(lowest),
-            None if highest is None else _text(highest),
+            None if lowest is None else as_text(lowest),
+            None if highest is None else as_text(highest),
             consumers,
         )
 
@@ -438,8 +433,8 @@ return 1
             )
         except redis.ResponseError as exc:
             raise self._no_group(exc) from None
-        messages = [Message(_text(e[0]), _fields(e[1]), int(e[2])) for e in entries]
-        return messages, int(dead), int(gone), _text(next_start)
+        messages = [Message(as_text(e[0]), _fields(e[1]), int(e[2])) for e in entries]
+        return messages, int(dead), int(gone), as_text(next_start)
 
     def recover(self, consumer: str, count: int = 100) -> list[Message]:
         """Re-deliver ``consumer``'s own pending messages (the oldest ``count``): what a
@@ -484,7 +479,7 @@ return 1
             flds = _fields(raw)
             out.append(
                 DeadLetter(
-                    id=_text(mid),
+                    id=as_text(mid),
                     origin_id=flds.pop("_origin_id"),
                     deliveries=int(flds.pop("_deliveries")),
                     error=flds.pop("_error"),

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 import labkit
-from labkit.keys import Namespace, escape_glob, scan_unlink
+from labkit.keys import Namespace, as_text, check_prefix, escape_glob, scan_unlink
 
 
 def test_key_is_built_under_the_prefix(ns: Namespace) -> None:
@@ -58,3 +58,20 @@ def test_escape_glob_rejects_non_strings() -> None:
 def test_scan_unlink_validates_batch(r: redis.Redis) -> None:
     with pytest.raises(ValueError, match="batch must be >= 1"):
         scan_unlink(r, "lab:nothing:*", batch=0)
+
+
+def test_as_text_decodes_replies_from_either_kind_of_client() -> None:
+    assert as_text(b"caf\xc3\xa9") == "café"
+    assert as_text("already text") == "already text"
+    assert as_text(42) == "42"
+
+
+@pytest.mark.parametrize(("prefix", "error"), [(5, TypeError), ("a{b", ValueError), ("}", ValueError)])
+def test_check_prefix_refuses_non_strings_and_braces(prefix: object, error: type) -> None:
+    with pytest.raises(error, match="prefix must"):
+        check_prefix(prefix)
+
+
+def test_check_prefix_accepts_a_plain_prefix() -> None:
+    assert check_prefix("lab:05:") == "lab:05:"
+    assert check_prefix("") == ""
