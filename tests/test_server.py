@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from helpers import wait_for
 
 import labkit
 from labkit.server import (
@@ -51,13 +52,6 @@ def port_is_closed(port: int) -> bool:
     return False
 
 
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def pid_alive(pid: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from helpers import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -31,14 +33,8 @@ from labkit.streams import (
     stream_keys,
 )
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+# Worker processes start slowly on a loaded machine: give them longer than the default.
+wait_for = functools.partial(wait_for, timeout=10.0)
 
 
 @pytest.fixture
