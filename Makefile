@@ -18,8 +18,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)  ## open JupyterLab at the first notebook
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT) notebooks/00_setup_and_round_trips.ipynb
 
-test: $(STAMP)  ## lint, unit tests against a real server, then every notebook under nbval
-	$(BIN)/ruff check .
+test: lint  ## lint, unit tests against a real server, then every notebook under nbval
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)  ## the unit tests only
@@ -29,8 +28,9 @@ notebooks: $(STAMP)  ## re-execute every notebook in place so stored outputs and
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=300 notebooks/[0-9][0-9]_*.ipynb
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff over the tree, the type checker over labkit/
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP)  ## speed and memory targets (by hand; never part of `make test`)
 	@test -f requirements-bench.txt && $(BIN)/python -m pip install --quiet -r requirements-bench.txt || true

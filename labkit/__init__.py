@@ -10,7 +10,26 @@ The front door::
     ns.cleanup()                       # deletes those keys and nothing else
 
 Each pattern lives in its own module (``labkit.cache``, ``labkit.ratelimit``, ...) and takes
-a Redis client as its first argument, so the same class runs on a single node or a cluster.
+a Redis client (``labkit.client.Client``) as its first argument, so the same class runs on a
+single node or a cluster. What the package holds:
+
+- pattern modules: the pattern only, with a docstring saying what it guarantees and what it
+  does not; they import nothing from ``labkit.experiments``;
+- ``labkit.naive``: the widely copied article code, reproduced on purpose, defects and all;
+- ``labkit.experiments``: the drivers, replays, sweeps and rigs the notebooks run;
+- ``labkit.checks`` (every argument check), ``labkit.errors`` (``LabkitError``, the base of
+  every labkit exception), ``labkit.scripts`` (Lua from ``labkit/lua/``, registered once per
+  client), ``labkit.client`` (``Client``, ``Clock``, ``is_cluster``);
+- ``labkit.server`` (finding or starting a server), ``keys``, ``workloads``, ``measure``,
+  ``plots``, ``claims``.
+
+Key prefixes, one convention for every pattern class: ``prefix=`` is the literal start of
+every key the instance writes and ends with ``:`` (defaults: ``cache:``, ``session:``,
+``lock:``, ``ratelimit:``, ...). The class appends ``{<tag>}:<part>``, the hash tag keeping an
+operation's keys in one cluster slot, so a prefix may not contain ``{`` or ``}``. In a
+notebook, ``ns.prefix_for("lock")`` gives ``lab:<notebook>:lock:``.
+
+Adding a pattern: see ``CONTRIBUTING.md`` (the rate-limit module is the worked model).
 """
 
 from __future__ import annotations

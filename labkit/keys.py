@@ -15,6 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from labkit.checks import as_text as as_text
+from labkit.checks import prefix as check_prefix  # noqa: F401  (re-exported until callers move)
+
 NAMESPACE_ROOT = "lab"
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _GLOB_SPECIALS = re.compile(r"([\\*?\[\]])")
@@ -25,22 +28,6 @@ def escape_glob(text: str) -> str:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
     return _GLOB_SPECIALS.sub(r"\\\1", text)
-
-
-def as_text(value: Any) -> str:
-    """A reply as ``str``, whether or not the client decodes responses (bytes are UTF-8)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def check_prefix(prefix: object) -> str:
-    """A key prefix for a pattern that adds its own ``{hash tag}``: a str without braces."""
-    if not isinstance(prefix, str):
-        raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-    if "{" in prefix or "}" in prefix:
-        raise ValueError(
-            f"prefix must not contain '{{' or '}}' (the pattern adds its own hash tag), got {prefix!r}"
-        )
-    return prefix
 
 
 def scan_unlink(r: Any, match: str, batch: int = 500) -> int:
@@ -85,6 +72,12 @@ class Namespace:
     def key(self, *parts: object) -> str:
         """``prefix + ':'.join(parts)`` — the one way to build a key in this namespace."""
         return self.prefix + ":".join(str(p) for p in parts)
+
+    def prefix_for(self, pattern: str) -> str:
+        """The ``prefix=`` to give a pattern class here: ``lab:<name>:<pattern>:``."""
+        if not isinstance(pattern, str) or not _NAME.fullmatch(pattern):
+            raise ValueError(f"pattern must be 1-100 characters from [A-Za-z0-9._-], got {pattern!r}")
+        return f"{self.prefix}{pattern}:"
 
     def keys(self) -> list[str]:
         """Every key in the namespace (SCAN, so safe on a large shared server)."""

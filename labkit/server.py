@@ -43,6 +43,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from labkit.client import Client
+
 BACKENDS = ("url", "binary", "docker", "embedded")
 PORT_RANGE = (20000, 50000)
 DOCKER_IMAGE = "redis:8.4.0"
@@ -633,6 +635,7 @@ def _connect_url(
     url: str, client_kwargs: dict[str, Any], cluster: bool = False, source: str = "REDIS_URL"
 ) -> Any:
     client_kwargs.setdefault("socket_connect_timeout", 2)
+    r: Client
     try:
         if cluster:
             from redis.cluster import RedisCluster
