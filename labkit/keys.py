@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from labkit.checks import as_text as as_text
 from labkit.checks import prefix as check_prefix  # noqa: F401  (re-exported until callers move)
+from labkit.client import Client
 
 NAMESPACE_ROOT = "lab"
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -30,7 +30,7 @@ def escape_glob(text: str) -> str:
     return _GLOB_SPECIALS.sub(r"\\\1", text)
 
 
-def scan_unlink(r: Any, match: str, batch: int = 500) -> int:
+def scan_unlink(r: Client, match: str, batch: int = 500) -> int:
     """UNLINK every key matching the glob ``match``, ``batch`` keys per round trip.
 
     Returns how many keys were removed. Works on a single node and on a cluster client
@@ -62,7 +62,7 @@ def scan_unlink(r: Any, match: str, batch: int = 500) -> int:
 class Namespace:
     """A prefix owned by one notebook or test, and the means to clean it up."""
 
-    r: Any
+    r: Client
     name: str
 
     @property
@@ -88,7 +88,7 @@ class Namespace:
         return scan_unlink(self.r, escape_glob(self.prefix) + "*")
 
 
-def namespace(r: Any, name: str) -> Namespace:
+def namespace(r: Client, name: str) -> Namespace:
     """A namespace ``lab:<name>:`` on the server behind ``r``.
 
     ``name`` uses letters, digits, ``.``, ``_`` and ``-`` only (no glob characters, no

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import redis
 
+from labkit.client import is_cluster
+
 
 def time_calls(fn: Callable[[], object], n: int, *, warmup: int = 20) -> np.ndarray:
     """Seconds taken by each of ``n`` calls of ``fn`` (after ``warmup`` untimed calls)."""
@@ -83,7 +85,7 @@ def counting_client(r: Any) -> tuple[Any, RoundTripCounter]:
             counter.count = before
 
     client: Any
-    if hasattr(r, "get_default_node"):  # a cluster: every node's pool counts into one total
+    if is_cluster(r):  # a cluster: every node's pool counts into one total
         from redis.cluster import RedisCluster
 
         node = r.get_default_node()

@@ -43,7 +43,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from labkit.client import Client
+from labkit.client import Client, is_cluster
 
 BACKENDS = ("url", "binary", "docker", "embedded")
 PORT_RANGE = (20000, 50000)
@@ -672,18 +672,11 @@ def _redact(url: str) -> str:
 
 def address(r: Any) -> tuple[str, int]:
     """``(host, port)`` of the server behind a client (the default node for a cluster)."""
-    if hasattr(r, "get_default_node"):
+    if is_cluster(r):
         node = r.get_default_node()
         return str(node.host), int(node.port)
     kwargs = r.connection_pool.connection_kwargs
     return str(kwargs.get("host", "")), int(kwargs.get("port", 0))
-
-
-def is_cluster(r: Any) -> bool:
-    """True when ``r`` is a cluster client (``redis.cluster.RedisCluster``)."""
-    from redis.cluster import RedisCluster
-
-    return isinstance(r, RedisCluster)
 
 
 def is_private(r: Any) -> bool:

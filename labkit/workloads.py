@@ -12,11 +12,7 @@ are seconds (float). Nothing here talks to Redis.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
-
-Clock = Callable[[], float]
 
 
 def _check_positive(name: str, value: float) -> None:
