@@ -917,3 +917,22 @@ def test_g4_random_rollout_flickers_per_request(
     flips = sum(a != b for a, b in itertools.pairwise(answers))
     assert 30 <= sum(answers) <= 70  # one user, 100 requests: on about half of them
     assert flips >= 25  # and the answer changed between consecutive requests this often
+
+
+def test_no_pattern_module_imports_naive() -> None:
+    import pathlib
+
+    package = pathlib.Path(naive.__file__).parent
+    importers = [
+        path.name
+        for path in package.rglob("*.py")
+        if path.name != "naive.py"
+        and any(
+            line.strip().startswith(
+                ("import labkit.naive", "from labkit.naive", "from labkit import naive")
+            )
+            or line.strip().startswith("from . import naive")
+            for line in path.read_text().splitlines()
+        )
+    ]
+    assert importers == []
