@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from labkit import scripts
+from labkit.client import is_cluster
 
 __all__ = [
     "FeatureFlags",
@@ -88,17 +89,34 @@ class RedisCache:
         self.redis.delete(self._key(url))
 
     def invalidate_pattern(self, pattern: str) -> None:
-        # The article loops SCAN cursors by hand; scan_iter is the same SCAN MATCH COUNT 100
-        # walk, and also runs on a cluster client (one walk per primary). Each batch of up
-        # to 100 keys found is deleted in one DEL, as the article does per SCAN reply.
-        batch: list[str] = []
-        for key in self.redis.scan_iter(match=f"{self.prefix}cache:page:{pattern}*", count=100):
-            batch.append(key)
-            if len(batch) >= 100:
-                self.redis.delete(*batch)
-                batch = []
-        if batch:
-            self.redis.delete(*batch)
+        match = f"{self.prefix}cache:page:{pattern}*"
+        for scan in _scanners(self.redis):  # one on a single node, one per cluster primary
+            cursor = 0
+            while True:
+                cursor, keys = scan(cursor, match=match, count=100)
+                if keys:
+                    self.redis.delete(*keys)
+                if cursor == 0:
+                    break
+
+
+def _scanners(r: Any) -> list[Callable[..., tuple[int, list[Any]]]]:
+    """SCAN callables ``(cursor, **kw) -> (cursor, keys)``: the client's own, or one per primary.
+
+    Not the article's: its cursor loop runs on one server, and a cluster keeps a cursor per
+    node, so on a cluster client the same loop runs once per primary.
+    """
+    if not is_cluster(r):
+        return [r.scan]
+
+    def on(node: Any) -> Callable[..., tuple[int, list[Any]]]:
+        def scan(cursor: int, **kwargs: Any) -> tuple[int, list[Any]]:
+            cursors, keys = r.scan(cursor, target_nodes=node, **kwargs)
+            return int(cursors[node.name]), keys
+
+        return scan
+
+    return [on(node) for node in r.get_primaries()]
 
 
 def get_user_profile(r: Any, db: Callable[[Any], Any], user_id: Any, *, prefix: str = "") -> Any:
