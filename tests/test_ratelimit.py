@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from labkit.experiments.ratelimit import replay
 from labkit.keys import Namespace
 from labkit.ratelimit import (
     ALGORITHMS,
@@ -45,11 +46,11 @@ Factory = Callable[[redis.Redis, int, float, str], Limiter]
 
 # -- bad input ----------------------------------------------------------------------------
 BAD_SETTINGS = [
-    (0, 1.0, "limit must be >= 1"),
-    (-3, 1.0, "limit must be >= 1"),
+    (0, 1.0, "limit must be between 1 and"),
+    (-3, 1.0, "limit must be between 1 and"),
     (5, 0, "window must be > 0"),
     (5, -1.0, "window must be > 0"),
-    (5, float("nan"), "window must be > 0"),
+    (5, float("nan"), "window must be a number of seconds, got nan"),
 ]
 
 
@@ -67,9 +68,9 @@ def test_bad_requests_raise_before_reaching_redis(
     r: redis.Redis, ns: Namespace, algorithm: str
 ) -> None:
     limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
-    with pytest.raises(ValueError, match=r"cost must be <= limit \(5\), got 6"):
+    with pytest.raises(ValueError, match=r"cost must be between 1 and 5, got 6"):
         limiter.hit("u", cost=6)
-    with pytest.raises(ValueError, match="cost must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="cost must be between 1 and 5, got 0"):
         limiter.hit("u", cost=0)
     with pytest.raises(ValueError, match="key must be a non-empty string"):
         limiter.hit("")
@@ -77,10 +78,10 @@ def test_bad_requests_raise_before_reaching_redis(
         limiter.hit(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="cost must be an int"):
         limiter.hit("u", cost=1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="now must be finite and >= 0"):
+    with pytest.raises(ValueError, match=r"now must be seconds since the epoch in \[0, "):
         limiter.hit("u", now=-1.0)
-    with pytest.raises(ValueError, match="cost must be <= limit"):
-        limiter.replay("u", [0.0, 1.0], cost=9)
+    with pytest.raises(ValueError, match="cost must be between 1 and 5"):
+        replay(limiter, "u", [0.0, 1.0], cost=9)
     assert ns.keys() == []
 
 
@@ -90,7 +91,7 @@ def test_keys_with_braces_are_refused_before_reaching_redis(
 ) -> None:
     """Regression: '}evil' gave an empty hash tag, so SlidingLog's two keys left one slot."""
     limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
-    calls = (limiter.hit, limiter.peek, limiter.keys, lambda k: limiter.replay(k, [1.0]))
+    calls = (limiter.hit, limiter.peek, limiter.keys, lambda k: replay(limiter, k, [1.0]))
     for key in ("}evil", "}", "{x}", "a{b", "user:{42}"):
         for call in calls:
             with pytest.raises(ValueError, match="key must not contain"):
@@ -104,9 +105,9 @@ def test_limit_must_be_an_int(r: redis.Redis, ns: Namespace) -> None:
 
 
 def test_token_bucket_rejects_bad_rate_and_burst(r: redis.Redis, ns: Namespace) -> None:
-    with pytest.raises(ValueError, match="rate must be > 0"):
+    with pytest.raises(ValueError, match=r"rate must be in \(0, "):
         TokenBucket(r, 0, 5, prefix=ns.prefix)
-    with pytest.raises(ValueError, match="burst must be >= 1"):
+    with pytest.raises(ValueError, match="burst must be between 1 and"):
         TokenBucket(r, 1.0, 0, prefix=ns.prefix)
 
 
@@ -205,7 +206,7 @@ def test_virtual_time_state_outlives_real_time(
     time.sleep(0.4)  # two windows of real time, zero of virtual time
     assert limiter.hit("u", now=100.0).allowed is False
     assert limiter.peek("u", now=100.0).remaining == 0
-    assert [d.allowed for d in limiter.replay("u", [100.0, 100.0])] == [False, False]
+    assert [d.allowed for d in replay(limiter, "u", [100.0, 100.0])] == [False, False]
     assert limiter.hit("u", now=101.0).allowed is True  # virtual time moved on: forgotten
     ttls = [r.pttl(key) for key in ns.keys()]
     assert ttls and all(VIRTUAL_TTL * 1000 - 60_000 < ttl <= VIRTUAL_TTL * 1000 for ttl in ttls)
@@ -244,7 +245,7 @@ def test_replay_matches_hit_in_a_loop(r: redis.Redis, ns: Namespace, algorithm: 
     limiter = make(algorithm, r, 7, 1.0, prefix=ns.prefix)
     times = np.sort(np.random.default_rng(6).uniform(0, 5, 120))
     looped = [limiter.hit("loop", now=float(t)) for t in times]
-    assert limiter.replay("batched", times, batch=16) == looped
+    assert replay(limiter, "batched", times, batch=16) == looped
 
 
 def test_decision_headers_carry_retry_after_only_on_denial() -> None:
@@ -273,13 +274,13 @@ def test_fixed_window_passes_twice_the_limit_across_a_boundary(
 ) -> None:
     limiter = FixedWindow(r, 5, 1.0, prefix=ns.prefix)
     times = [0.95 + i * 0.01 for i in range(10)]  # 0.95 .. 1.04: a span of 0.09 s
-    assert sum(d.allowed for d in limiter.replay("u", times)) == 10
+    assert sum(d.allowed for d in replay(limiter, "u", times)) == 10
 
 
 def test_sliding_log_does_not_record_rejected_requests(r: redis.Redis, ns: Namespace) -> None:
     limiter = SlidingLog(r, 5, 1.0, prefix=ns.prefix)
     times = [i * 0.1 for i in range(40)]  # a client retrying every 100 ms for 4 s
-    admitted = [t for t, d in zip(times, limiter.replay("u", times), strict=True) if d.allowed]
+    admitted = [t for t, d in zip(times, replay(limiter, "u", times), strict=True) if d.allowed]
     assert len(admitted) == 20  # 5 per second, every second
     assert r.zcard(limiter.keys("u")[0]) <= 5
 
@@ -297,7 +298,7 @@ def test_sliding_log_members_are_unique_within_one_microsecond(
 
 def test_sliding_log_memory_is_bounded_by_limit(r: redis.Redis, ns: Namespace) -> None:
     limiter = SlidingLog(r, 10, 60.0, prefix=ns.prefix)
-    decisions = limiter.replay("u", [i * 0.001 for i in range(2000)])
+    decisions = replay(limiter, "u", [i * 0.001 for i in range(2000)])
     assert sum(d.allowed for d in decisions) == 10
     assert r.zcard(limiter.keys("u")[0]) == 10
 
@@ -348,7 +349,7 @@ def test_sliding_log_never_admits_more_than_limit_in_any_window(
     r: redis.Redis, ns: Namespace, times: list[int], limit: int, window_ms: int
 ) -> None:
     limiter = SlidingLog(r, limit, window_ms / 1000, prefix=ns.prefix)
-    decisions = limiter.replay(fresh_key(), [t / 1e6 for t in times])
+    decisions = replay(limiter, fresh_key(), [t / 1e6 for t in times])
     window_us = window_ms * 1000
     admitted: list[int] = []
     for t, decision in zip(times, decisions, strict=True):
@@ -390,7 +391,7 @@ def test_fixed_window_never_exceeds_limit_within_one_aligned_window(
     r: redis.Redis, ns: Namespace, times: list[int], limit: int, window_ms: int
 ) -> None:
     limiter = FixedWindow(r, limit, window_ms / 1000, prefix=ns.prefix)
-    decisions = limiter.replay(fresh_key(), [t / 1e6 for t in times])
+    decisions = replay(limiter, fresh_key(), [t / 1e6 for t in times])
     per_window: dict[int, int] = {}
     for t, decision in zip(times, decisions, strict=True):
         w = t // (window_ms * 1000)
