@@ -51,6 +51,8 @@ Ranges, checked before anything is sent (``labkit.checks``; a ``ValueError`` or
   come back as ``remaining=0`` on the first hit). ``SlidingLog`` keeps one sorted-set member
   per admitted unit, so its limit is at most ``SlidingLog.MAX_LIMIT`` (one million): a
   larger one would let one ``hit`` add millions of members while the server waits.
+  ``TokenBucket`` counts tokens as times divided by the interval, so its ``burst`` is at
+  most ``TokenBucket.MAX_LIMIT`` (``2**48``), where that division is still exact to a token.
 - ``cost`` between 1 and ``limit``;
 - ``now`` at most ``labkit.checks.MAX_EPOCH`` seconds (the year 2514), so a timestamp in
   ms, µs or ns (``time.time_ns()``) is refused instead of read as a time so far ahead that
@@ -252,11 +254,14 @@ class TokenBucket(Limiter):
     ``max(TAT, now) + cost / rate - burst / rate <= now``. Over any span of ``t`` seconds it
     admits at most ``burst + rate * t`` units. ``limit`` is ``burst`` and ``window`` is the
     time to refill an empty bucket (``burst / rate``); ``TokenBucket.per(r, limit, window)``
-    builds the bucket matching "limit per window".
+    builds the bucket matching "limit per window". The state is a time (µs, a double), and a
+    token count is a time divided by the interval ``1 / rate``: ``burst`` is at most
+    ``MAX_LIMIT`` (``2**48``) so that division stays within a third of a token.
     """
 
     KIND = ("tb",)
     SCRIPT = scripts.load("ratelimit/token_bucket")
+    MAX_LIMIT = 2**48
 
     def __init__(
         self, r: Client, rate: float, burst: int, *, prefix: str = DEFAULT_PREFIX

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -10,14 +11,19 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import redis
+from extremes import bad_counts, bad_epochs, bad_positive
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from labkit import scripts
+from labkit.checks import MAX_EXACT
 from labkit.experiments.ratelimit import replay
 from labkit.keys import Namespace
 from labkit.ratelimit import (
     ALGORITHMS,
+    MAX_RATE,
+    MAX_WINDOW_US,
     VIRTUAL_TTL,
     Decision,
     FixedWindow,
@@ -144,6 +150,134 @@ def test_prefix_must_not_carry_a_hash_tag(r: redis.Redis, ns: Namespace) -> None
 def test_unknown_algorithm_is_refused(r: redis.Redis, ns: Namespace) -> None:
     with pytest.raises(ValueError, match="algorithm must be one of"):
         make("leaky", r, 5, 1.0, prefix=ns.prefix)
+
+
+# -- bad input, every numeric argument, extremes included (hypothesis) ---------------------
+WINDOW_MOST = MAX_WINDOW_US / 1e6  # seconds
+algorithms = st.sampled_from(sorted(ALGORITHMS))
+
+
+def refused(arg: str) -> pytest.RaisesContext[Exception]:
+    """The error every bad value must give: ValueError or TypeError, naming ``arg`` first."""
+    return pytest.raises((ValueError, TypeError), match=rf"^{re.escape(arg)}\b")
+
+
+@FAST
+@given(algorithm=algorithms, limit=bad_counts(MAX_EXACT))
+def test_any_bad_limit_is_refused_naming_it(
+    r: redis.Redis, ns: Namespace, algorithm: str, limit: object
+) -> None:
+    with refused("limit"):
+        make(algorithm, r, limit, 1.0, prefix=ns.prefix)  # type: ignore[arg-type]
+    if algorithm == "token bucket":  # TokenBucket(r, rate, burst): its limit is the burst
+        with refused("burst"):
+            TokenBucket(r, 1.0, limit, prefix=ns.prefix)  # type: ignore[arg-type]
+    else:
+        with refused("limit"):
+            ALGORITHMS[algorithm](r, limit, 1.0, prefix=ns.prefix)  # type: ignore[arg-type]
+    assert ns.keys() == []
+
+
+@FAST
+@given(limit=bad_counts(SlidingLog.MAX_LIMIT))
+def test_a_sliding_log_longer_than_its_max_limit_is_refused(
+    r: redis.Redis, ns: Namespace, limit: object
+) -> None:
+    with refused("limit"):
+        SlidingLog(r, limit, 1.0, prefix=ns.prefix)  # type: ignore[arg-type]
+
+
+@FAST
+@given(algorithm=algorithms, window=bad_positive(WINDOW_MOST))
+def test_any_bad_window_is_refused_naming_it(
+    r: redis.Redis, ns: Namespace, algorithm: str, window: object
+) -> None:
+    with refused("window"):
+        make(algorithm, r, 5, window, prefix=ns.prefix)  # type: ignore[arg-type]
+    assert ns.keys() == []
+
+
+@FAST
+@given(rate=bad_positive(MAX_RATE), burst=bad_counts(MAX_EXACT))
+def test_any_bad_rate_or_burst_is_refused_naming_it(
+    r: redis.Redis, ns: Namespace, rate: object, burst: object
+) -> None:
+    with refused("rate"):
+        TokenBucket(r, rate, 5, prefix=ns.prefix)  # type: ignore[arg-type]
+    with refused("burst"):
+        TokenBucket(r, 1.0, burst, prefix=ns.prefix)  # type: ignore[arg-type]
+
+
+@FAST
+@given(algorithm=algorithms, cost=bad_counts(5), method=st.sampled_from(["hit", "peek"]))
+def test_any_bad_cost_is_refused_before_anything_is_written(
+    r: redis.Redis, ns: Namespace, algorithm: str, cost: object, method: str
+) -> None:
+    limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
+    with refused("cost"):
+        getattr(limiter, method)("u", cost=cost, now=1.0)
+    with refused("cost"):
+        replay(limiter, "u", [1.0, 2.0], cost=cost)  # type: ignore[arg-type]
+    assert ns.keys() == []
+
+
+@FAST
+@given(algorithm=algorithms, now=bad_epochs(), method=st.sampled_from(["hit", "peek"]))
+def test_any_bad_now_is_refused_before_anything_is_written(
+    r: redis.Redis, ns: Namespace, algorithm: str, now: object, method: str
+) -> None:
+    """Regression: now=time.time_ns() admitted every request (8 of 8 at limit 5)."""
+    limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
+    with refused("now"):
+        getattr(limiter, method)("u", now=now)
+    with refused("now"):  # one bad time in a trace: nothing of the trace is sent
+        replay(limiter, "u", [1.0, now, 2.0])  # type: ignore[list-item]
+    assert ns.keys() == []
+
+
+@FAST
+@given(batch=bad_counts(2**63 - 1))
+def test_any_bad_batch_is_refused(r: redis.Redis, ns: Namespace, batch: object) -> None:
+    limiter = SlidingLog(r, 5, 1.0, prefix=ns.prefix)
+    with refused("batch"):
+        replay(limiter, "u", [1.0], batch=batch)  # type: ignore[arg-type]
+    assert ns.keys() == []
+
+
+@FAST
+@given(algorithm=algorithms, data=st.data())
+def test_first_hit_leaves_limit_minus_cost_up_to_the_largest_limit(
+    r: redis.Redis, ns: Namespace, algorithm: str, data: st.DataObject
+) -> None:
+    """Regression: a limit near 2**63 answered remaining=0 on the first hit."""
+    cls = ALGORITHMS[algorithm]
+    most = cls.MAX_LIMIT
+    limit = data.draw(st.integers(1, most) | st.integers(most - 16, most), label="limit")
+    # a sliding-log hit adds one member per unit: keep the drawn costs small there
+    cost = data.draw(st.integers(1, min(limit, 1000) if cls is SlidingLog else limit), "cost")
+    if cls is TokenBucket:  # the slowest rate whose refill time still fits, or 1 per second
+        limiter: Limiter = TokenBucket(
+            r, max(1.0, 2 * limit * 1e6 / MAX_WINDOW_US), limit, prefix=ns.prefix
+        )
+    else:
+        limiter = cls(r, limit, 60.0, prefix=ns.prefix)
+    key = fresh_key()
+    assert limiter.peek(key, cost=cost, now=1000.0).remaining == limit
+    decision = limiter.hit(key, cost=cost, now=1000.0)
+    assert decision.allowed and decision.remaining == limit - cost
+
+
+def test_lua_virtual_ttl_matches_the_python_constant() -> None:
+    prelude = scripts.load("prelude/ratelimit_clock")
+    [ms] = re.findall(r"local VIRTUAL_TTL_MS = (\d+)", prelude)
+    assert int(ms) == VIRTUAL_TTL * 1000
+
+
+def test_every_limiter_script_uses_the_shared_clock_prelude() -> None:
+    clock = scripts.load("prelude/clock")
+    for cls in ALGORITHMS.values():
+        assert cls.SCRIPT.startswith(clock)
+        assert cls.SCRIPT.count("local function now_us()") == 1
 
 
 # -- the shared interface -----------------------------------------------------------------

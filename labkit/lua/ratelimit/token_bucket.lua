@@ -14,12 +14,17 @@ local ahead = 0  -- how far the TAT is ahead of now, kept relative for precision
 if tat and tat > now then ahead = tat - now end
 local capacity = burst * interval
 local after = ahead + cost * interval
+-- tokens left: burst minus the tokens `ahead` stands for, rounded up but not past float
+-- noise: two roundings, so within 1e-15 of the count (0.3 token at burst 2^48, the most)
+local function remaining(used_us)
+  local used = used_us / interval
+  return burst - math.ceil(used - math.max(1e-9, 1e-15 * used))
+end
 if after <= capacity + 1e-3 then
   if consume then
     redis.call('SET', KEYS[1], string.format('%.17g', now + after), 'PX', ttl(after))
     ahead = after
   end
-  return {1, math.floor((capacity - ahead) / interval + 1e-9), 0, math.ceil(ahead)}
+  return {1, remaining(ahead), 0, math.ceil(ahead)}
 end
-local remaining = math.floor((capacity - ahead) / interval + 1e-9)
-return {0, remaining, math.ceil(after - capacity), math.ceil(ahead)}
+return {0, remaining(ahead), math.ceil(after - capacity), math.ceil(ahead)}
