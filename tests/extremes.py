@@ -1,19 +1,28 @@
-"""Hypothesis strategies for values a numeric argument must refuse, extremes included.
+"""Bad input for property tests: what a numeric argument must refuse, and how.
 
-Each strategy draws only values outside the accepted range (or of the wrong type), so a
-property test can assert that every draw raises a ``ValueError``/``TypeError`` naming the
-argument and that nothing was written.
+Each strategy draws only values outside the accepted range (or of the wrong type), extremes
+included, so a property test can assert that every draw raises the error :func:`refused`
+describes and that nothing was written.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from labkit.checks import MAX_EPOCH
+
+
+def refused(arg: str) -> pytest.RaisesContext[Exception]:
+    """The error every bad value must give: ValueError or TypeError, its message naming ``arg``
+    first (then the accepted range)."""
+    return pytest.raises((ValueError, TypeError), match=rf"^{re.escape(arg)}(\W|$)")
+
 
 NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
 HUGE_INTS = st.sampled_from([2**63, 2**64, 10**400, -(2**63), -(10**400)])

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import redis
-from extremes import bad_counts, bad_epochs, bad_positive
+from extremes import bad_counts, bad_epochs, bad_positive, refused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -156,10 +156,6 @@ def test_unknown_algorithm_is_refused(r: redis.Redis, ns: Namespace) -> None:
 WINDOW_MOST = MAX_WINDOW_US / 1e6  # seconds
 algorithms = st.sampled_from(sorted(ALGORITHMS))
 
-
-def refused(arg: str) -> pytest.RaisesContext[Exception]:
-    """The error every bad value must give: ValueError or TypeError, naming ``arg`` first."""
-    return pytest.raises((ValueError, TypeError), match=rf"^{re.escape(arg)}\b")
 
 
 @FAST

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import math
-import re
 import threading
 import time
 from typing import Any
 
 import pytest
 import redis
-from extremes import bad_epochs, bad_positive
+from extremes import bad_epochs, bad_positive, refused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.cluster import RedisCluster
@@ -491,10 +490,6 @@ BAD = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
-
-def refused(arg: str) -> pytest.RaisesContext[Exception]:
-    """The error every bad value must give: ValueError or TypeError, naming ``arg`` first."""
-    return pytest.raises((ValueError, TypeError), match=rf"^{re.escape(arg)}(\W|$)")
 
 
 def snapshot(r: redis.Redis, ns: Namespace) -> dict[str, Any]:
