@@ -49,20 +49,24 @@ Ranges, checked before anything is sent (``labkit.checks``; a ``ValueError`` or
 - ``limit`` (and ``burst``) at most ``MAX_EXACT`` (``2**53``): the scripts count in Lua
   doubles, exact up to there, so ``remaining`` stays exact (a limit near ``2**63`` used to
   come back as ``remaining=0`` on the first hit). ``SlidingLog`` keeps one sorted-set member
-  per admitted unit, so its limit is at most ``SlidingLog.MAX_LIMIT`` (one million): a
-  larger one would let one ``hit`` add millions of members while the server waits.
+  per admitted unit, so its limit is at most ``SlidingLog.MAX_LIMIT`` (100,000): a ``hit``
+  of cost ``n`` adds ``n`` members in one script while the server waits (100,000 took 2 s
+  on a loaded 2-core machine; a million ran past Redis' 5 s busy-script threshold).
   ``TokenBucket`` counts tokens as times divided by the interval, so its ``burst`` is at
   most ``TokenBucket.MAX_LIMIT`` (``2**48``), where that division is still exact to a token.
 - ``cost`` between 1 and ``limit``;
-- ``now`` at most ``labkit.checks.MAX_EPOCH`` seconds (the year 2514), so a timestamp in
-  ms, µs or ns (``time.time_ns()``) is refused instead of read as a time so far ahead that
-  every window is empty (it used to admit every request);
-- windows, and a token bucket's refill time ``burst / rate``, at most ``2**61`` µs (about
-  73,000 years) so every TTL and reply fits Redis' 64-bit integers; durations are rounded up
-  to whole microseconds;
-- ``rate`` above 0 and at most ``MAX_RATE`` (1e8 tokens per second): the bucket's script
-  compares times with a 1 ns tolerance for float rounding, which must stay well below the
-  time one token takes.
+- ``now`` at most ``MAX_NOW`` seconds since the epoch (``2**52`` µs, in the year 2112), so
+  a timestamp in ms, µs or ns (``time.time_ns()``) is refused instead of read as a time so
+  far ahead that every window is empty (it used to admit every request);
+- windows, and a token bucket's refill time ``burst / rate``, at most ``2**52`` µs (about
+  142 years), rounded up to whole microseconds. With ``now`` that makes every time a script
+  computes (``now + window``, a deadline, a TTL) an integer below ``2**53`` µs, exact in
+  Lua's doubles: at ``2**54`` µs (the year 2540) doubles step by 4 µs, and a 1 µs sliding
+  log admitted every request;
+- ``rate`` a finite number above 0 (and not so small that ``burst / rate`` passes the
+  longest window). The bucket keeps its theoretical arrival time as whole µs plus a
+  fraction, so even a bucket refilling many tokens a µs counts exactly at today's time,
+  where doubles are 0.25 µs apart.
 
 What is not guaranteed: limits are per server (no cross-region coordination); callers that
 pass their own ``now`` are trusted to use one clock; a clock that runs backwards is treated
@@ -86,8 +90,8 @@ from labkit.client import Client
 
 DEFAULT_PREFIX = "ratelimit:"
 _US = 1_000_000
-MAX_WINDOW_US = 2**61  # longest window / refill time: 2 x it in µs still fits a 64-bit reply
-MAX_RATE = 1e8  # tokens per second: one token's interval (10 ns) >> the script's 1 ns tolerance
+MAX_WINDOW_US = checks.MAX_US  # 2**52 µs: now + window, 2 x window stay <= 2**53, exact in Lua
+MAX_NOW = checks.MAX_US / _US  # seconds since the epoch: 2**52 µs, in the year 2112
 VIRTUAL_TTL = 86_400  # seconds of real time a key lives at least when the caller passes now=
 # (the Lua side is VIRTUAL_TTL_MS in labkit/lua/prelude/ratelimit_clock.lua; a test holds
 # the two equal)
@@ -127,7 +131,13 @@ def _now_arg(now: object) -> str:
     """ARGV[1], the clock: '' (server TIME) or whole microseconds since the epoch."""
     if now is None:
         return ""
-    return str(round(checks.epoch_seconds("now", now) * _US))
+    seconds = checks.number("now", now)
+    if not 0 <= seconds <= MAX_NOW:
+        raise ValueError(
+            f"now must be seconds since the epoch in [0, {MAX_NOW}] (2**52 µs, the year "
+            f"2112; a value in ms, µs or ns, such as time.time_ns(), is too large), got {now}"
+        )
+    return str(round(seconds * _US))
 
 
 class Limiter(ABC):
@@ -222,7 +232,7 @@ class SlidingLog(Limiter):
 
     KIND = ("log", "seq")
     SCRIPT = scripts.load("ratelimit/sliding_log")
-    MAX_LIMIT = 1_000_000
+    MAX_LIMIT = 100_000
 
     def _settings(self) -> list[str | int]:
         return [self.limit, self._window_us]
@@ -249,8 +259,8 @@ class SlidingWindowCounter(Limiter):
 class TokenBucket(Limiter):
     """A bucket of ``burst`` tokens refilled at ``rate`` per second, as GCRA.
 
-    GCRA stores one number per key, the theoretical arrival time (TAT): when the bucket
-    would be full again. A request of ``cost`` is admitted when
+    GCRA stores one value per key, the theoretical arrival time (TAT): when the bucket
+    would be full again (whole µs and a fraction, so it stays exact far from the epoch). A request of ``cost`` is admitted when
     ``max(TAT, now) + cost / rate - burst / rate <= now``. Over any span of ``t`` seconds it
     admits at most ``burst + rate * t`` units. ``limit`` is ``burst`` and ``window`` is the
     time to refill an empty bucket (``burst / rate``); ``TokenBucket.per(r, limit, window)``
@@ -266,13 +276,14 @@ class TokenBucket(Limiter):
     def __init__(
         self, r: Client, rate: float, burst: int, *, prefix: str = DEFAULT_PREFIX
     ) -> None:
-        per_second = checks.number("rate", rate, low=0, high=MAX_RATE, low_open=True)
+        per_second = checks.number("rate", rate, low=0, low_open=True)
         burst = checks.integer("burst", burst, low=1, high=self.MAX_LIMIT)
         if burst / per_second * _US > MAX_WINDOW_US:  # the refill time is the key's TTL
             slowest = burst * _US / MAX_WINDOW_US
             raise ValueError(
                 f"rate must be >= {slowest:.3g} tokens per second for burst {burst} (a refill "
-                f"time burst / rate over 2**61 µs overflows the key's expiry), got {rate}"
+                f"time burst / rate over 2**52 µs leaves what Lua's doubles count exactly), "
+                f"got {rate}"
             )
         self.rate = per_second
         self.burst = burst
@@ -286,13 +297,7 @@ class TokenBucket(Limiter):
         """The bucket for "``limit`` per ``window`` seconds": burst ``limit``, rate ``limit/window``."""
         limit = checks.integer("limit", limit, low=1, high=cls.MAX_LIMIT)
         checks.to_us("window", window, cap=MAX_WINDOW_US)
-        rate = limit / float(window)
-        if rate > MAX_RATE:
-            raise ValueError(
-                f"limit / window must be at most {MAX_RATE:g} tokens per second (the bucket's "
-                f"rate), got {limit} / {window} = {rate:g}"
-            )
-        return cls(r, rate, limit, prefix=prefix)
+        return cls(r, limit / float(window), limit, prefix=prefix)
 
     def _settings(self) -> list[str | int]:
         return [self.burst, repr(self._interval_us)]

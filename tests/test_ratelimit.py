@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import redis
-from extremes import bad_counts, bad_epochs, bad_positive, refused
+from extremes import BOOLS, NON_FINITE, NOT_NUMBERS, bad_counts, bad_epochs, bad_positive, refused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -22,7 +22,7 @@ from labkit.experiments.ratelimit import replay
 from labkit.keys import Namespace
 from labkit.ratelimit import (
     ALGORITHMS,
-    MAX_RATE,
+    MAX_NOW,
     MAX_WINDOW_US,
     VIRTUAL_TTL,
     Decision,
@@ -136,8 +136,8 @@ def test_window_too_long_for_an_expiry_is_refused(
     r: redis.Redis, ns: Namespace, algorithm: str
 ) -> None:
     with pytest.raises(ValueError, match="window must be at most"):
-        make(algorithm, r, 5, 1e16, prefix=ns.prefix)
-    limiter = make(algorithm, r, 5, 1e12, prefix=ns.prefix)  # ~31,700 years still works
+        make(algorithm, r, 5, 1e12, prefix=ns.prefix)  # ~31,700 years: past 2**52 µs
+    limiter = make(algorithm, r, 5, 1e9, prefix=ns.prefix)  # ~31.7 years still works
     assert limiter.hit("u").allowed
     assert ns.keys()
 
@@ -193,8 +193,20 @@ def test_any_bad_window_is_refused_naming_it(
     assert ns.keys() == []
 
 
+# anything but a finite rate above 0 slow enough that burst 5 / rate fits the longest window
+bad_rates = st.one_of(
+    st.sampled_from([0, 0.0, -1, -1e-300, 10**400, -(10**400)]),
+    st.floats(max_value=-1e-300),
+    st.floats(min_value=5e-324, max_value=5e6 / MAX_WINDOW_US * 0.999),
+    NON_FINITE,
+    BOOLS,
+    NOT_NUMBERS,
+    st.none(),
+)
+
+
 @FAST
-@given(rate=bad_positive(MAX_RATE), burst=bad_counts(MAX_EXACT))
+@given(rate=bad_rates, burst=bad_counts(TokenBucket.MAX_LIMIT))
 def test_any_bad_rate_or_burst_is_refused_naming_it(
     r: redis.Redis, ns: Namespace, rate: object, burst: object
 ) -> None:
@@ -261,6 +273,29 @@ def test_first_hit_leaves_limit_minus_cost_up_to_the_largest_limit(
     assert limiter.peek(key, cost=cost, now=1000.0).remaining == limit
     decision = limiter.hit(key, cost=cost, now=1000.0)
     assert decision.allowed and decision.remaining == limit - cost
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+@pytest.mark.parametrize("window", [1e-6, 1.0, MAX_WINDOW_US / 1e6])
+@pytest.mark.parametrize("now", [0.0, 1_764_800_000.123457, MAX_NOW - 1e-6, MAX_NOW])
+def test_every_limiter_is_exact_at_the_extremes_of_now_and_window(
+    r: redis.Redis, ns: Namespace, algorithm: str, window: float, now: float
+) -> None:
+    """Regression: at now = 2**34 s (2**54 µs, doubles 4 µs apart) a 1 µs sliding log,
+    sliding-window counter and token bucket admitted every request."""
+    limiter = make(algorithm, r, 5, window, prefix=ns.prefix)
+    decisions = [limiter.hit("u", now=now) for _ in range(6)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0]
+    assert 0 < decisions[-1].retry_after <= 2 * window
+
+
+def test_now_past_the_exact_range_is_refused(r: redis.Redis, ns: Namespace) -> None:
+    limiter = SlidingLog(r, 5, 1.0, prefix=ns.prefix)
+    for now in (MAX_NOW + 1e-3, 2.0**34, time.time() * 1000):
+        with pytest.raises(ValueError, match=r"now must be seconds since the epoch in \[0, "):
+            limiter.hit("u", now=now)
+    assert ns.keys() == []
 
 
 def test_lua_virtual_ttl_matches_the_python_constant() -> None:
