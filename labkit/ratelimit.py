@@ -19,7 +19,7 @@ The four limiters:
   request of ``cost`` is admitted when ``estimate + cost <= limit``. O(1) memory, close to the
   sliding log when traffic is smooth.
 - ``TokenBucket``: GCRA (generic cell rate algorithm) with ``rate`` tokens per second and a
-  bucket of ``burst`` tokens, stored as one number, the theoretical arrival time.
+  bucket of ``burst`` tokens, stored as one value, the theoretical arrival time.
 
 What is guaranteed: every ``hit``/``peek`` is one registered Lua script (one round trip,
 atomic on the server), so concurrent clients cannot both take the last slot. The scripts
@@ -61,8 +61,8 @@ Ranges, checked before anything is sent (``labkit.checks``; a ``ValueError`` or
 - windows, and a token bucket's refill time ``burst / rate``, at most ``2**52`` µs (about
   142 years), rounded up to whole microseconds. With ``now`` that makes every time a script
   computes (``now + window``, a deadline, a TTL) an integer below ``2**53`` µs, exact in
-  Lua's doubles: at ``2**54`` µs (the year 2540) doubles step by 4 µs, and a 1 µs sliding
-  log admitted every request;
+  Lua's doubles: past ``2**53`` µs (the year 2255) doubles step by 2 µs or more, and a
+  1 µs sliding log admitted every request;
 - ``rate`` a finite number above 0 (and not so small that ``burst / rate`` passes the
   longest window). The bucket keeps its theoretical arrival time as whole µs plus a
   fraction, so even a bucket refilling many tokens a µs counts exactly at today's time,

@@ -281,8 +281,9 @@ def test_first_hit_leaves_limit_minus_cost_up_to_the_largest_limit(
 def test_every_limiter_is_exact_at_the_extremes_of_now_and_window(
     r: redis.Redis, ns: Namespace, algorithm: str, window: float, now: float
 ) -> None:
-    """Regression: at now = 2**34 s (2**54 µs, doubles 4 µs apart) a 1 µs sliding log,
-    sliding-window counter and token bucket admitted every request."""
+    """Regression: at now = 2**34 s (past 2**53 µs, doubles 2 µs apart) a 1 µs sliding log,
+    sliding-window counter and token bucket admitted every request; a bucket refilling 5
+    tokens a µs did so even at today's time (its TAT, one double, was 0.25 µs coarse)."""
     limiter = make(algorithm, r, 5, window, prefix=ns.prefix)
     decisions = [limiter.hit("u", now=now) for _ in range(6)]
     assert [d.allowed for d in decisions] == [True] * 5 + [False]
