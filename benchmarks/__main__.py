@@ -80,7 +80,7 @@ def floor_operations(r: Any, ns: labkit.Namespace) -> dict[str, Callable[[], obj
     ops["session: update"] = lambda: sessions.update_session(sid, page="/x")
 
     for algorithm in ALGORITHMS:
-        limiter = make(algorithm, r, 1_000_000, 60.0, prefix=ns.key("rl", algorithm) + ":")
+        limiter = make(algorithm, r, 100_000, 60.0, prefix=ns.key("rl", algorithm) + ":")
         ops[f"ratelimit: {algorithm}"] = lambda limiter=limiter: limiter.hit("client")
 
     lock = Lock(r, "bench", ttl=5.0, prefix=ns.key("lock") + ":")

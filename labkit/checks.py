@@ -90,8 +90,11 @@ def _duration(arg: str, seconds: object, unit: int, cap: int, allow_zero: bool) 
         raise ValueError(f"{arg} must be {bound} and at most {most}, got {seconds}")
     if value * unit > cap:
         raise ValueError(f"{arg} must be at most {most}, got {seconds}")
-    whole = math.ceil(value * unit)
-    if whole == 0 and not allow_zero:  # cannot happen after ceil of a positive value
+    product = value * unit
+    nearest = round(product)
+    # Round up, but not past float noise: 2.007 * 1000 is 2007.0000000000002, which is 2007 ms.
+    whole = nearest if math.isclose(product, nearest, rel_tol=1e-12) else math.ceil(product)
+    if whole == 0 and not allow_zero:  # a positive value below float noise of 0 units
         whole = 1
     return whole
 

@@ -9,7 +9,7 @@ same code runs on both. ``Clock`` is an injectable source of seconds (``time.tim
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import TypeAlias, TypeGuard
 
 import redis
 from redis.cluster import RedisCluster
@@ -18,6 +18,6 @@ Client: TypeAlias = "redis.Redis | RedisCluster"
 Clock: TypeAlias = Callable[[], float]
 
 
-def is_cluster(r: object) -> bool:
+def is_cluster(r: object) -> TypeGuard[RedisCluster]:
     """True when ``r`` is a ``redis.cluster.RedisCluster`` (the only cluster client labkit uses)."""
     return isinstance(r, RedisCluster)

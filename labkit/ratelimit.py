@@ -19,15 +19,19 @@ The four limiters:
   request of ``cost`` is admitted when ``estimate + cost <= limit``. O(1) memory, close to the
   sliding log when traffic is smooth.
 - ``TokenBucket``: GCRA (generic cell rate algorithm) with ``rate`` tokens per second and a
-  bucket of ``burst`` tokens, stored as one number, the theoretical arrival time.
+  bucket of ``burst`` tokens, stored as one value, the theoretical arrival time.
 
 What is guaranteed: every ``hit``/``peek`` is one registered Lua script (one round trip,
-atomic on the server), so concurrent clients cannot both take the last slot. Time comes from
-the server (``redis.call('TIME')``) unless ``now=`` (seconds, float) is passed, so clients with
-skewed clocks share one clock; pass ``now`` from a ``labkit.workloads.VirtualClock`` to make
-experiments reproducible. Times are kept in integer microseconds. Every key of one limited
-``key`` shares the hash tag ``{key}`` (so ``key`` may not contain ``{`` or ``}``), and the
-scripts run on Redis Cluster.
+atomic on the server), so concurrent clients cannot both take the last slot. The scripts
+are files, ``labkit/lua/ratelimit/<algorithm>.lua``, each led by the shared preludes
+``labkit/lua/prelude/clock.lua`` and ``ratelimit_clock.lua``; ``SlidingLog.SCRIPT`` (and so
+on) holds the full text, for a notebook to print. Time comes from the server
+(``redis.call('TIME')``) unless ``now=`` (seconds since the epoch, float) is passed, so
+clients with skewed clocks share one clock; pass ``now`` from a
+``labkit.workloads.VirtualClock`` to make experiments reproducible
+(``labkit.experiments.ratelimit.replay`` pipelines a whole trace). Times are kept in integer
+microseconds. Every key of one limited ``key`` shares the hash tag ``{key}`` (so ``key`` may
+not contain ``{`` or ``}``), and the scripts run on Redis Cluster.
 
 Expiry. Each script stores the times it needs (window number, log entries, TAT) and treats
 state that is out of date *by its own clock* as gone, so a key's TTL never decides anything:
@@ -38,8 +42,31 @@ in a second, or pause in a debugger for ten minutes inside one virtual milliseco
 TTL counted in real time could drop state that virtual time still needs: there every write
 sets a TTL of at least ``VIRTUAL_TTL`` (one day) of real time, a garbage-collection floor.
 Experiments should delete their keys when done (``labkit.namespace(...).cleanup()``).
-Windows, and a token bucket's refill time ``burst / rate``, are limited to ``2**61`` µs
-(about 73,000 years) so every TTL and reply fits Redis' 64-bit integers.
+
+Ranges, checked before anything is sent (``labkit.checks``; a ``ValueError`` or
+``TypeError`` names the argument and the range):
+
+- ``limit`` (and ``burst``) at most ``MAX_EXACT`` (``2**53``): the scripts count in Lua
+  doubles, exact up to there, so ``remaining`` stays exact (a limit near ``2**63`` used to
+  come back as ``remaining=0`` on the first hit). ``SlidingLog`` keeps one sorted-set member
+  per admitted unit, so its limit is at most ``SlidingLog.MAX_LIMIT`` (100,000): a ``hit``
+  of cost ``n`` adds ``n`` members in one script while the server waits (100,000 took 2 s
+  on a loaded 2-core machine; a million ran past Redis' 5 s busy-script threshold).
+  ``TokenBucket`` counts tokens as times divided by the interval, so its ``burst`` is at
+  most ``TokenBucket.MAX_LIMIT`` (``2**48``), where that division is still exact to a token.
+- ``cost`` between 1 and ``limit``;
+- ``now`` at most ``MAX_NOW`` seconds since the epoch (``2**52`` µs, in the year 2112), so
+  a timestamp in ms, µs or ns (``time.time_ns()``) is refused instead of read as a time so
+  far ahead that every window is empty (it used to admit every request);
+- windows, and a token bucket's refill time ``burst / rate``, at most ``2**52`` µs (about
+  142 years), rounded up to whole microseconds. With ``now`` that makes every time a script
+  computes (``now + window``, a deadline, a TTL) an integer below ``2**53`` µs, exact in
+  Lua's doubles: past ``2**53`` µs (the year 2255) doubles step by 2 µs or more, and a
+  1 µs sliding log admitted every request;
+- ``rate`` a finite number above 0 (and not so small that ``burst / rate`` passes the
+  longest window). The bucket keeps its theoretical arrival time as whole µs plus a
+  fraction, so even a bucket refilling many tokens a µs counts exactly at today's time,
+  where doubles are 0.25 µs apart.
 
 What is not guaranteed: limits are per server (no cross-region coordination); callers that
 pass their own ``now`` are trusted to use one clock; a clock that runs backwards is treated
@@ -47,50 +74,27 @@ conservatively (the newest window seen so far keeps counting).
 
 Keys, all built in ``_key``: ``<prefix>{<key>}:<kind>``, kind ``fw`` (FixedWindow hash),
 ``log`` and ``seq`` (SlidingLog sorted set and member counter), ``swc`` (SlidingWindowCounter
-hash), ``tb`` (TokenBucket theoretical arrival time). The default prefix is ``ratelimit:``.
+hash), ``tb`` (TokenBucket theoretical arrival time). The default prefix is ``ratelimit:``;
+like every labkit prefix it is the literal start of each key and ends with ``:``.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from labkit.keys import check_prefix
+from labkit import checks, scripts
+from labkit.client import Client
 
 DEFAULT_PREFIX = "ratelimit:"
 _US = 1_000_000
-_MAX_US = 2**61  # longest window / refill time: 2 x it in µs still fits a signed 64-bit reply
+MAX_WINDOW_US = checks.MAX_US  # 2**52 µs: now + window, 2 x window stay <= 2**53, exact in Lua
+MAX_NOW = checks.MAX_US / _US  # seconds since the epoch: 2**52 µs, in the year 2112
 VIRTUAL_TTL = 86_400  # seconds of real time a key lives at least when the caller passes now=
-
-# Shared Lua prologue: the clock and the TTL. An empty ARGV[1] means "use the server's
-# clock". Redis 3.2-6.x must switch to effects replication before a write follows TIME;
-# Redis 7+ and Valkey already replicate effects (and may no longer have the call), hence the
-# guard. ttl(us): the PEXPIRE/PX argument for state useful for ``us`` more microseconds of the
-# script's clock; with a caller's clock (virtual time) at least VIRTUAL_TTL of real time, a
-# garbage-collection floor, since the scripts ignore out-of-date state themselves.
-_CLOCK_LUA = (
-    """
-local virtual = ARGV[1] ~= ''
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  if redis.replicate_commands then pcall(redis.replicate_commands) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local function int(x) return string.format('%.0f', x) end
-local function ttl(us)
-  local ms = math.max(1, math.ceil(us / 1000))
-  if virtual then ms = math.max(ms, """
-    + str(VIRTUAL_TTL * 1000)
-    + """) end
-  return int(ms)
-end
-"""
-)
+# (the Lua side is VIRTUAL_TTL_MS in labkit/lua/prelude/ratelimit_clock.lua; a test holds
+# the two equal)
 
 
 @dataclass(frozen=True)
@@ -123,43 +127,21 @@ class Decision:
         return out
 
 
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
-def _check_seconds(name: str, value: object) -> int:
-    """A positive number of seconds, returned in whole microseconds (at least 1)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be > 0 seconds, got {value}")
-    us = round(value * _US)
-    if us < 1:
-        raise ValueError(f"{name} must be at least 1 microsecond, got {value}")
-    if us > _MAX_US:
-        raise ValueError(
-            f"{name} must be at most 2**61 microseconds (about 73,000 years), got {value}"
-        )
-    return us
-
-
 def _now_arg(now: object) -> str:
-    """ARGV for the clock: '' (server TIME) or whole microseconds."""
+    """ARGV[1], the clock: '' (server TIME) or whole microseconds since the epoch."""
     if now is None:
         return ""
-    if isinstance(now, bool) or not isinstance(now, numbers.Real):
-        raise TypeError(f"now must be seconds as a number or None, not {type(now).__name__}")
-    if not math.isfinite(now) or now < 0:
-        raise ValueError(f"now must be finite and >= 0 seconds, got {now}")
-    return str(round(now * _US))
+    seconds = checks.number("now", now)
+    if not 0 <= seconds <= MAX_NOW:
+        raise ValueError(
+            f"now must be seconds since the epoch in [0, {MAX_NOW}] (2**52 µs, the year "
+            f"2112; a value in ms, µs or ns, such as time.time_ns(), is too large), got {now}"
+        )
+    return str(round(seconds * _US))
 
 
 class Limiter(ABC):
-    """The interface every limiter shares: ``hit``, ``peek``, ``is_allowed``, ``replay``.
+    """The interface every limiter shares: ``hit``, ``peek``, ``is_allowed``, ``keys``.
 
     A limiter holds a client, its settings and its registered script; it keeps no state of
     its own, so one instance may be shared by threads.
@@ -167,14 +149,17 @@ class Limiter(ABC):
 
     KIND: ClassVar[tuple[str, ...]]
     SCRIPT: ClassVar[str]
+    MAX_LIMIT: ClassVar[int] = checks.MAX_EXACT
 
-    def __init__(self, r: Any, limit: int, window: float, *, prefix: str = DEFAULT_PREFIX):
-        self.limit = _check_int("limit", limit, 1)
-        self._window_us = _check_seconds("window", window)
+    def __init__(
+        self, r: Client, limit: int, window: float, *, prefix: str = DEFAULT_PREFIX
+    ) -> None:
+        self.limit = checks.integer("limit", limit, low=1, high=self.MAX_LIMIT)
+        self._window_us = checks.to_us("window", window, cap=MAX_WINDOW_US)
         self.window = float(window)
-        self.prefix = check_prefix(prefix)
+        self.prefix = checks.prefix(prefix)
         self.r = r
-        self._script = r.register_script(self.SCRIPT)
+        self._script = scripts.register(r, self.SCRIPT)
 
     # -- keys -----------------------------------------------------------------------------
     def _key(self, key: str, kind: str) -> str:
@@ -183,7 +168,7 @@ class Limiter(ABC):
 
     def keys(self, key: str) -> list[str]:
         """The Redis keys this limiter uses for ``key`` (for MEMORY USAGE, cleanup, ...)."""
-        self._check_key(key)
+        checks.tag_safe("key", key)
         return [self._key(key, kind) for kind in self.KIND]
 
     # -- operations -----------------------------------------------------------------------
@@ -200,45 +185,11 @@ class Limiter(ABC):
         decision = self.hit(key)
         return decision.allowed, decision.remaining
 
-    def replay(
-        self, key: str, times: Iterable[float], cost: int = 1, *, batch: int = 1000
-    ) -> list[Decision]:
-        """``hit(key, cost, now=t)`` for each ``t`` in order, ``batch`` hits per round trip.
-
-        Each hit is still one atomic script; pipelining only saves the waiting, so the
-        decisions are exactly those of calling ``hit`` in a loop. For trace experiments.
-        """
-        keys = self.keys(key)
-        batch = _check_int("batch", batch, 1)
-        argv = [self._args(cost, t, True) for t in times]
-        # redis-py refuses scripts in a cluster pipeline; all keys share one slot, so
-        # pipeline on the node that owns it.
-        client = self.r
-        if hasattr(client, "get_node_from_key"):
-            client = client.get_redis_connection(client.get_node_from_key(keys[0]))
-        out: list[Decision] = []
-        for start in range(0, len(argv), batch):
-            pipe = client.pipeline(transaction=False)
-            for args in argv[start : start + batch]:
-                self._script(keys=keys, args=args, client=pipe)
-            out.extend(self._parse(reply) for reply in pipe.execute())
-        return out
-
     # -- helpers --------------------------------------------------------------------------
-    @staticmethod
-    def _check_key(key: object) -> None:
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, not {type(key).__name__}")
-        if not key:
-            raise ValueError("key must be a non-empty string")
-        if "{" in key or "}" in key:  # it is the hash tag: a brace would end or split it
-            raise ValueError(f"key must not contain '{{' or '}}' (it is the hash tag), got {key!r}")
-
     def _args(self, cost: object, now: object, consume: bool) -> list[str | int]:
-        cost = _check_int("cost", cost, 1)
-        if cost > self.limit:
-            raise ValueError(f"cost must be <= limit ({self.limit}), got {cost}")
-        return [_now_arg(now), *self._settings(), cost, 1 if consume else 0]
+        """The script's ARGV, every value checked: now, the two settings, cost, consume."""
+        units = checks.integer("cost", cost, low=1, high=self.limit)
+        return [_now_arg(now), *self._settings(), units, 1 if consume else 0]
 
     @abstractmethod
     def _settings(self) -> list[str | int]:
@@ -262,40 +213,7 @@ class FixedWindow(Limiter):
     """
 
     KIND = ("fw",)
-    SCRIPT = (
-        """
--- FixedWindow.hit / peek
--- KEYS[1]  hash {w = window number, n = units admitted in it}
--- ARGV[1]  now in microseconds, or '' for the server clock
--- ARGV[2]  limit            ARGV[3]  window (microseconds)
--- ARGV[4]  cost             ARGV[5]  1 = consume, 0 = peek
--- returns {allowed, remaining, retry_after_us, reset_after_us}
-"""
-        + _CLOCK_LUA
-        + """
-local now = clock(ARGV[1])
-local limit, window = tonumber(ARGV[2]), tonumber(ARGV[3])
-local cost, consume = tonumber(ARGV[4]), ARGV[5] == '1'
-local win = math.floor(now / window)
-local stored = redis.call('HMGET', KEYS[1], 'w', 'n')
-local sw, count = tonumber(stored[1]), 0
-if sw ~= nil and sw >= win then  -- same window (or a clock behind the newest window seen)
-  win = sw
-  count = tonumber(stored[2]) or 0
-end
-local reset = math.max(0, (win + 1) * window - now)
-if count + cost > limit then
-  return {0, limit - count, math.ceil(reset), math.ceil(reset)}
-end
-if consume then
-  count = count + cost
-  redis.call('HSET', KEYS[1], 'w', int(win), 'n', count)
-  redis.call('PEXPIRE', KEYS[1], ttl(reset))
-end
-if count == 0 then reset = 0 end
-return {1, limit - count, 0, math.ceil(reset)}
-"""
-    )
+    SCRIPT = scripts.load("ratelimit/fixed_window")
 
     def _settings(self) -> list[str | int]:
         return [self.limit, self._window_us]
@@ -308,65 +226,13 @@ class SlidingLog(Limiter):
     ``<time>:<sequence>`` so two requests in the same microsecond are both kept. A rejected
     request is not recorded: a client retrying in a tight loop gets through as soon as the
     oldest entry leaves the window. The set never holds more than ``limit`` members, so
-    memory is O(limit) and each decision O(log limit).
+    memory is O(limit) and each decision O(log limit); a ``hit`` of cost ``n`` adds ``n``
+    members in one script, which is why ``limit`` is at most ``MAX_LIMIT``.
     """
 
     KIND = ("log", "seq")
-    SCRIPT = (
-        """
--- SlidingLog.hit / peek
--- KEYS[1]  sorted set of admitted units, score = time (microseconds)
--- KEYS[2]  counter making members unique (same hash tag as KEYS[1])
--- ARGV[1]  now in microseconds, or '' for the server clock
--- ARGV[2]  limit            ARGV[3]  window (microseconds)
--- ARGV[4]  cost             ARGV[5]  1 = consume, 0 = peek
--- returns {allowed, remaining, retry_after_us, reset_after_us}
-"""
-        + _CLOCK_LUA
-        + """
-local now = clock(ARGV[1])
-local limit, window = tonumber(ARGV[2]), tonumber(ARGV[3])
-local cost, consume = tonumber(ARGV[4]), ARGV[5] == '1'
-local cutoff = now - window  -- entries scored <= cutoff have left the window
-local count
-if consume then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', int(cutoff))
-  count = redis.call('ZCARD', KEYS[1])
-else
-  count = redis.call('ZCOUNT', KEYS[1], '(' .. int(cutoff), '+inf')
-end
-local allowed = count + cost <= limit
-if allowed and consume then
-  local seq = redis.call('INCRBY', KEYS[2], cost) - cost
-  local stamp = int(now)
-  local i = 0
-  while i < cost do  -- ZADD in chunks: Lua's unpack has a stack limit
-    local args = {}
-    for j = i + 1, math.min(cost, i + 1000) do
-      args[#args + 1] = stamp
-      args[#args + 1] = stamp .. ':' .. (seq + j)
-    end
-    redis.call('ZADD', KEYS[1], unpack(args))
-    i = i + 1000
-  end
-  count = count + cost
-end
-local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-local reset = 0
-if count > 0 and newest[2] then reset = math.max(0, tonumber(newest[2]) + window - now) end
-if allowed and consume then
-  redis.call('PEXPIRE', KEYS[1], ttl(reset))
-  redis.call('PEXPIRE', KEYS[2], ttl(reset))
-end
-if allowed then return {1, limit - count, 0, math.ceil(reset)} end
--- the (count + cost - limit)-th oldest live entry must leave before cost units fit
-local need = count + cost - limit
-local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. int(cutoff), '+inf',
-                          'WITHSCORES', 'LIMIT', need - 1, 1)
-local retry = math.max(0, tonumber(oldest[2]) + window - now)
-return {0, limit - count, math.ceil(retry), math.ceil(reset)}
-"""
-    )
+    SCRIPT = scripts.load("ratelimit/sliding_log")
+    MAX_LIMIT = 100_000
 
     def _settings(self) -> list[str | int]:
         return [self.limit, self._window_us]
@@ -384,55 +250,7 @@ class SlidingWindowCounter(Limiter):
     """
 
     KIND = ("swc",)
-    SCRIPT = (
-        """
--- SlidingWindowCounter.hit / peek
--- KEYS[1]  hash {w = current window number, cur = its count, prev = previous window's count}
--- ARGV[1]  now in microseconds, or '' for the server clock
--- ARGV[2]  limit            ARGV[3]  window (microseconds)
--- ARGV[4]  cost             ARGV[5]  1 = consume, 0 = peek
--- returns {allowed, remaining, retry_after_us, reset_after_us}
-"""
-        + _CLOCK_LUA
-        + """
-local now = clock(ARGV[1])
-local limit, window = tonumber(ARGV[2]), tonumber(ARGV[3])
-local cost, consume = tonumber(ARGV[4]), ARGV[5] == '1'
-local win = math.floor(now / window)
-local elapsed = now - win * window
-local h = redis.call('HMGET', KEYS[1], 'w', 'cur', 'prev')
-local sw, cur, prev = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
-if sw == nil or sw < win - 1 then
-  cur, prev = 0, 0
-elseif sw == win - 1 then
-  prev, cur = cur, 0
-elseif sw > win then  -- a clock behind the newest window seen: count in that window
-  win, elapsed = sw, 0
-end
-local weight = (window - elapsed) / window
-local estimate = prev * weight + cur
-local allowed = estimate + cost <= limit + 1e-9
-if allowed and consume then
-  cur = cur + cost
-  estimate = estimate + cost
-  redis.call('HSET', KEYS[1], 'w', int(win), 'cur', cur, 'prev', prev)
-  redis.call('PEXPIRE', KEYS[1], ttl(2 * window - elapsed))
-end
-local reset = 0
-if cur > 0 then reset = 2 * window - elapsed elseif prev > 0 then reset = window - elapsed end
-local remaining = math.floor(limit - estimate + 1e-9)
-if allowed then return {1, remaining, 0, math.ceil(reset)} end
-local retry
-if cur + cost <= limit then  -- wait for the previous window's weight to fade enough
-  retry = window * (1 - (limit - cur - cost) / prev) - elapsed
-else                         -- wait for the next window, where this one's count fades
-  local e = 0
-  if cur > limit - cost then e = window * (1 - (limit - cost) / cur) end
-  retry = window - elapsed + e
-end
-return {0, remaining, math.ceil(math.max(0, retry)), math.ceil(reset)}
-"""
-    )
+    SCRIPT = scripts.load("ratelimit/sliding_window_counter")
 
     def _settings(self) -> list[str | int]:
         return [self.limit, self._window_us]
@@ -441,71 +259,45 @@ return {0, remaining, math.ceil(math.max(0, retry)), math.ceil(reset)}
 class TokenBucket(Limiter):
     """A bucket of ``burst`` tokens refilled at ``rate`` per second, as GCRA.
 
-    GCRA stores one number per key, the theoretical arrival time (TAT): when the bucket
-    would be full again. A request of ``cost`` is admitted when
+    GCRA stores one value per key, the theoretical arrival time (TAT): when the bucket
+    would be full again (whole µs and a fraction, so it stays exact far from the epoch). A request of ``cost`` is admitted when
     ``max(TAT, now) + cost / rate - burst / rate <= now``. Over any span of ``t`` seconds it
     admits at most ``burst + rate * t`` units. ``limit`` is ``burst`` and ``window`` is the
     time to refill an empty bucket (``burst / rate``); ``TokenBucket.per(r, limit, window)``
-    builds the bucket matching "limit per window".
+    builds the bucket matching "limit per window". The state is a time (µs, a double), and a
+    token count is a time divided by the interval ``1 / rate``: ``burst`` is at most
+    ``MAX_LIMIT`` (``2**48``) so that division stays within a third of a token.
     """
 
     KIND = ("tb",)
-    SCRIPT = (
-        """
--- TokenBucket.hit / peek (GCRA)
--- KEYS[1]  theoretical arrival time (microseconds, a float as a string)
--- ARGV[1]  now in microseconds, or '' for the server clock
--- ARGV[2]  burst (tokens)   ARGV[3]  emission interval (microseconds per token, float)
--- ARGV[4]  cost             ARGV[5]  1 = consume, 0 = peek
--- returns {allowed, remaining, retry_after_us, reset_after_us}
-"""
-        + _CLOCK_LUA
-        + """
-local now = clock(ARGV[1])
-local burst, interval = tonumber(ARGV[2]), tonumber(ARGV[3])
-local cost, consume = tonumber(ARGV[4]), ARGV[5] == '1'
-local tat = tonumber(redis.call('GET', KEYS[1]) or '')
-local ahead = 0  -- how far the TAT is ahead of now, kept relative for precision
-if tat and tat > now then ahead = tat - now end
-local capacity = burst * interval
-local after = ahead + cost * interval
-if after <= capacity + 1e-3 then
-  if consume then
-    redis.call('SET', KEYS[1], string.format('%.17g', now + after), 'PX', ttl(after))
-    ahead = after
-  end
-  return {1, math.floor((capacity - ahead) / interval + 1e-9), 0, math.ceil(ahead)}
-end
-local remaining = math.floor((capacity - ahead) / interval + 1e-9)
-return {0, remaining, math.ceil(after - capacity), math.ceil(ahead)}
-"""
-    )
+    SCRIPT = scripts.load("ratelimit/token_bucket")
+    MAX_LIMIT = 2**48
 
-    def __init__(self, r: Any, rate: float, burst: int, *, prefix: str = DEFAULT_PREFIX):
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-            raise TypeError(
-                f"rate must be a number of tokens per second, not {type(rate).__name__}"
-            )
-        if not math.isfinite(rate) or rate <= 0:
-            raise ValueError(f"rate must be > 0 tokens per second, got {rate}")
-        burst = _check_int("burst", burst, 1)
-        if burst / rate * _US > _MAX_US:  # the refill time burst / rate is the key's TTL
-            slowest = burst * _US / _MAX_US
+    def __init__(
+        self, r: Client, rate: float, burst: int, *, prefix: str = DEFAULT_PREFIX
+    ) -> None:
+        per_second = checks.number("rate", rate, low=0, low_open=True)
+        burst = checks.integer("burst", burst, low=1, high=self.MAX_LIMIT)
+        if burst / per_second * _US > MAX_WINDOW_US:  # the refill time is the key's TTL
+            slowest = burst * _US / MAX_WINDOW_US
             raise ValueError(
                 f"rate must be >= {slowest:.3g} tokens per second for burst {burst} (a refill "
-                f"time burst / rate over 2**61 µs overflows the key's expiry), got {rate}"
+                f"time burst / rate over 2**52 µs leaves what Lua's doubles count exactly), "
+                f"got {rate}"
             )
-        self.rate = float(rate)
+        self.rate = per_second
         self.burst = burst
         self._interval_us = _US / self.rate
         super().__init__(r, burst, burst / self.rate, prefix=prefix)
 
     @classmethod
-    def per(cls, r: Any, limit: int, window: float, *, prefix: str = DEFAULT_PREFIX) -> TokenBucket:
+    def per(
+        cls, r: Client, limit: int, window: float, *, prefix: str = DEFAULT_PREFIX
+    ) -> TokenBucket:
         """The bucket for "``limit`` per ``window`` seconds": burst ``limit``, rate ``limit/window``."""
-        limit = _check_int("limit", limit, 1)
-        _check_seconds("window", window)
-        return cls(r, limit / window, limit, prefix=prefix)
+        limit = checks.integer("limit", limit, low=1, high=cls.MAX_LIMIT)
+        checks.to_us("window", window, cap=MAX_WINDOW_US)
+        return cls(r, limit / float(window), limit, prefix=prefix)
 
     def _settings(self) -> list[str | int]:
         return [self.burst, repr(self._interval_us)]
@@ -523,11 +315,10 @@ ALGORITHMS: dict[str, type[Limiter]] = {
 
 
 def make(
-    algorithm: str, r: Any, limit: int, window: float, *, prefix: str = DEFAULT_PREFIX
+    algorithm: str, r: Client, limit: int, window: float, *, prefix: str = DEFAULT_PREFIX
 ) -> Limiter:
     """Any of ``ALGORITHMS`` for "``limit`` per ``window`` seconds" (a bucket via ``per``)."""
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {sorted(ALGORITHMS)}, got {algorithm!r}")
+    checks.choice("algorithm", algorithm, tuple(sorted(ALGORITHMS)))
     if algorithm == "token bucket":
         return TokenBucket.per(r, limit, window, prefix=prefix)
     return ALGORITHMS[algorithm](r, limit, window, prefix=prefix)

@@ -36,11 +36,21 @@ What it guarantees:
   index holds at most the sessions created within one ``absolute_ttl``. Whenever a
   session's TTL is set (create, access, rotate) the index's TTL is raised to at least as
   much, so the index never expires before one of its sessions, whatever the clock.
-- **Every call is atomic and one round trip**: one Lua script (registered once, below;
-  the first call of a script on a server that has not cached it also loads it there). The
+- **Every call is atomic and one round trip**: one Lua script (``labkit/lua/sessions/``,
+  led by the shared ``clock`` and ``sessions`` preludes in ``labkit/lua/prelude/``; the
+  class attributes ``CREATE``, ``GET``, ... hold the full text), registered once per
+  client; the first call of a script on a server that has not cached it also loads it
+  there. The
   one exception: a store's first ``set_expiring_fields`` (or ``supports_field_expiry``)
   call first sends a capability probe, ``COMMAND GETKEYS`` (see below); the answer is
   kept for the store's life, so later calls are one round trip again.
+- **Bad input stops before the first command** (``labkit.checks``): a ``ValueError`` or
+  ``TypeError`` names the argument and its range. Timeouts are whole milliseconds, rounded
+  up, at most ``labkit.checks.MAX_MS`` (2**46 ms, about 2,230 years), so every deadline
+  ``now + timeout`` stays exact in the scripts' doubles and fits PEXPIRE (an enormous
+  ``idle_ttl`` used to leave a session Hash with no TTL at all, and an enormous
+  ``absolute_ttl`` reported a negative lifetime). An injected clock must return seconds
+  since the epoch (at most ``labkit.checks.MAX_EPOCH``), so a clock in ms or ns is refused.
 - **Field expiry, where the server has it.** ``set_expiring_fields`` gives single fields a
   TTL of their own (HPEXPIRE: Redis 7.4+, Valkey 9+), e.g. a step-up-auth flag that must
   lapse after 5 minutes while the session lives on. ``supports_field_expiry()`` asks the
@@ -52,7 +62,8 @@ What it does not do: sign or encrypt cookies (send the id over HTTPS, ``HttpOnly
 replication without losing recent writes. Data values must be JSON-serialisable; each
 field is stored as its own JSON text. Field names starting with ``_`` are reserved.
 
-Keys (``P`` is ``prefix``, default ``"session:"``)::
+Keys (``P`` is ``prefix``, default ``"session:"``; like every labkit prefix it is the
+literal start of each key and ends with ``:``)::
 
     P{b}:s:<token>    Hash  one session: user fields (JSON) + _uid, _created, _seen (ms)
     P{b}:u:<user_id>  ZSET  the user's session tokens, scored by absolute deadline (ms)
@@ -77,16 +88,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 
-from labkit.keys import as_text, check_prefix
+from labkit import checks, scripts
+from labkit.client import Client, Clock
+from labkit.errors import LabkitError
 
 __all__ = [
     "FieldExpiryUnsupportedError",
@@ -99,14 +111,13 @@ TOKEN_BYTES = 32  # 256 bits from secrets.token_urlsafe
 _TOKEN_CHARS = 43  # len(secrets.token_urlsafe(32))
 BUCKET_HEX = 3  # 4,096 buckets
 MAX_USER_ID = 256
+DEFAULT_PREFIX = "session:"
 _SID = re.compile(rf"([0-9a-f]{{{BUCKET_HEX}}})\.([A-Za-z0-9_-]{{{_TOKEN_CHARS}}})")
 _UID = "_uid"
 _CREATED = "_created"
 
-Clock = Callable[[], float]
 
-
-class FieldExpiryUnsupportedError(RuntimeError):
+class FieldExpiryUnsupportedError(LabkitError, RuntimeError):
     """The server has no hash-field expiry (HPEXPIRE needs Redis 7.4+ or Valkey 9+)."""
 
 
@@ -157,28 +168,6 @@ def _parse_sid(sid: object) -> tuple[str, str] | None:
     return (match[1], match[2]) if match else None
 
 
-def _ttl_ms(name: str, seconds: object) -> int:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{name} must be > 0 seconds, got {seconds}")
-    ms = round(seconds * 1000)
-    if ms < 1:
-        raise ValueError(f"{name} must be at least 0.001 seconds, got {seconds}")
-    return ms
-
-
-def _user_id(user_id: object) -> str:
-    if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
-        raise TypeError(f"user_id must be a str or int, not {type(user_id).__name__}")
-    text = str(user_id)
-    if not text.strip():
-        raise ValueError("user_id must be a non-empty string, got an empty one")
-    if len(text) > MAX_USER_ID:
-        raise ValueError(f"user_id must be at most {MAX_USER_ID} characters, got {len(text)}")
-    return text
-
-
 def _encode_fields(fields: Mapping[str, Any]) -> list[str]:
     """``[name, json, name, json, ...]``; raises before anything reaches Redis."""
     flat: list[str] = []
@@ -187,59 +176,8 @@ def _encode_fields(fields: Mapping[str, Any]) -> list[str]:
             raise ValueError(f"field names must be non-empty strings, got {name!r}")
         if name.startswith("_"):
             raise ValueError(f"field {name!r}: names starting with '_' are reserved")
-        try:
-            text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"field {name!r} must be JSON-serialisable, got {type(value).__name__} ({exc})"
-            ) from None
-        flat += [name, text]
+        flat += [name, checks.json_text(f"field {name!r}", value)]
     return flat
-
-
-# Shared by every script: the time in ms (ARGV[1], or the server's TIME when ARGV[1] is "");
-# "cover": keep the user index alive at least as long as a session; "lookup": is the session
-# live by that time (both timeouts are checked against it, never against the key's TTL); and
-# "touch": lookup, then slide the idle timeout (last-seen and key TTL) without passing the
-# absolute deadline. Key TTLs run in real time: they only collect garbage.
-_PRELUDE = """
-local function now_ms(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
--- a session's TTL was just set to ttl ms: make the index's PTTL at least that; an index
--- without a TTL (just created by ZADD) gets idle ms, which no session's TTL exceeds
-local function cover(index, ttl, idle)
-  local pttl = redis.call('PTTL', index)
-  if pttl == -1 then ttl = math.max(ttl, idle) end
-  if pttl ~= -2 and pttl < ttl then redis.call('PEXPIRE', index, ttl) end
-end
--- returns the ms left before the absolute deadline, the user id and the last-seen time (ms),
--- or nil when the session is missing, or (after deleting it and its index entry) when it is
--- past its absolute deadline or idle for more than idle ms
-local function lookup(key, now, idle, absolute, index_prefix, token)
-  local f = redis.call('HMGET', key, '_uid', '_created', '_seen')
-  local uid, created, seen = f[1], tonumber(f[2]), tonumber(f[3])
-  if not created then return nil end
-  local left = created + absolute - now
-  if left > 0 and not (seen and now - seen > idle) then return left, uid, seen end
-  redis.call('DEL', key)
-  if uid then redis.call('ZREM', index_prefix .. uid, token) end
-  return nil
-end
--- returns the new TTL (ms), the ms left before the absolute deadline and the user id,
--- or nil as lookup does
-local function touch(key, now, idle, absolute, index_prefix, token)
-  local left, uid, seen = lookup(key, now, idle, absolute, index_prefix, token)
-  if not left then return nil end
-  if not seen or now > seen then redis.call('HSET', key, '_seen', now) end
-  local ttl = math.min(idle, left)
-  redis.call('PEXPIRE', key, ttl)
-  if uid then cover(index_prefix .. uid, ttl, idle) end
-  return ttl, left, uid
-end
-"""
 
 
 class SessionStore:
@@ -252,184 +190,67 @@ class SessionStore:
     ``clock`` replaces the server's TIME with your own seconds, for tests and simulations.
     """
 
-    # KEYS[1] session Hash, KEYS[2] user index ZSET
-    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] token,
-    # ARGV[5] user id, ARGV[6..] field, json, field, json, ...
-    # -> 1 created, 0 when the token is taken (never in practice; the caller retries)
-    CREATE = (
-        _PRELUDE
-        + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local now = now_ms(ARGV[1])
-local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], '_uid', ARGV[5], '_created', now, '_seen', now, unpack(ARGV, 6))
-local ttl = math.min(idle, absolute)
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZADD', KEYS[2], now + absolute, ARGV[4])
-cover(KEYS[2], ttl, idle)
-return 1
-"""
-    )
-
-    # KEYS[1] session Hash
-    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] index prefix,
-    # ARGV[5] token
-    # -> {ttl ms, ms left before the absolute deadline, HGETALL} or nil
-    GET = (
-        _PRELUDE
-        + """
-local ttl, left = touch(KEYS[1], now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
-                        ARGV[4], ARGV[5])
-if not ttl then return nil end
-return {ttl, left, redis.call('HGETALL', KEYS[1])}
-"""
-    )
-
-    # KEYS[1] session Hash
-    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] index prefix,
-    # ARGV[5] token, ARGV[6] field TTL ms or "", ARGV[7..] field, json, field, json, ...
-    # -> 1 updated (TTL slid), 0 when the session is missing or over
-    UPDATE = (
-        _PRELUDE
-        + """
-local ttl = touch(KEYS[1], now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
-                  ARGV[4], ARGV[5])
-if not ttl then return 0 end
-if #ARGV >= 7 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-  if ARGV[6] ~= '' then
-    local names = {}
-    for i = 7, #ARGV, 2 do names[#names + 1] = ARGV[i] end
-    redis.call('HPEXPIRE', KEYS[1], ARGV[6], 'FIELDS', #names, unpack(names))
-  end
-end
-return 1
-"""
-    )
-
-    # KEYS[1] session Hash
-    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] index prefix,
-    # ARGV[5] token
-    # -> 1 when the session was live (and was deleted), else 0 (one over by the clock is
-    #    deleted too)
-    DESTROY = (
-        _PRELUDE
-        + """
-local left, uid = lookup(KEYS[1], now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
-                         ARGV[4], ARGV[5])
-if not left then return 0 end
-redis.call('DEL', KEYS[1])
-if uid then redis.call('ZREM', ARGV[4] .. uid, ARGV[5]) end
-return 1
-"""
-    )
-
-    # KEYS[1] old session Hash, KEYS[2] new session Hash (same bucket, so same slot)
-    # ARGV[1] now ms or "", ARGV[2] idle ms, ARGV[3] absolute ms, ARGV[4] index prefix,
-    # ARGV[5] old token, ARGV[6] new token, ARGV[7..] field, json, ...
-    # -> 1 rotated, 0 old session missing or over, -1 new token taken (caller retries)
-    ROTATE = (
-        _PRELUDE
-        + """
-local ttl = touch(KEYS[1], now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
-                  ARGV[4], ARGV[5])
-if not ttl then return 0 end
-if redis.call('RENAMENX', KEYS[1], KEYS[2]) == 0 then return -1 end
-if #ARGV >= 7 then redis.call('HSET', KEYS[2], unpack(ARGV, 7)) end
-local index = ARGV[4] .. redis.call('HGET', KEYS[2], '_uid')
-local deadline = redis.call('ZSCORE', index, ARGV[5])
-redis.call('ZREM', index, ARGV[5])
-if not deadline then
-  deadline = tonumber(redis.call('HGET', KEYS[2], '_created')) + tonumber(ARGV[3])
-end
-redis.call('ZADD', index, deadline, ARGV[6])  -- may have recreated the index, with no TTL
-cover(index, ttl, tonumber(ARGV[2]))
-return 1
-"""
-    )
-
-    # KEYS[1] user index ZSET
-    # ARGV[1] now ms or "", ARGV[2] session key prefix P{b}:s: (KEYS[1]'s slot),
-    # ARGV[3] "1" to destroy every session, "0" to list the live ones, ARGV[4] idle ms
-    # -> the live tokens, oldest first (list), or how many live sessions were destroyed
-    USER = (
-        _PRELUDE
-        + """
-local now, idle = now_ms(ARGV[1]), tonumber(ARGV[4])
-for _, token in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
-  redis.call('DEL', ARGV[2] .. token)  -- past its absolute deadline
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local live = {}
-for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local f = redis.call('HMGET', ARGV[2] .. token, '_created', '_seen')
-  local seen = tonumber(f[2])
-  if f[1] and not (seen and now - seen > idle) then
-    live[#live + 1] = token
-  else  -- gone (its TTL ran out), or idle by the clock
-    redis.call('DEL', ARGV[2] .. token)
-    redis.call('ZREM', KEYS[1], token)
-  end
-end
-if ARGV[3] == '1' then
-  for _, token in ipairs(live) do redis.call('DEL', ARGV[2] .. token) end
-  redis.call('DEL', KEYS[1])
-  return #live
-end
-return live
-"""
-    )
+    # One script per operation, in labkit/lua/sessions/ (each file's header names its KEYS,
+    # ARGV and reply), led by the clock and sessions preludes in labkit/lua/prelude/.
+    CREATE: ClassVar[str] = scripts.load("sessions/create")
+    GET: ClassVar[str] = scripts.load("sessions/get")
+    UPDATE: ClassVar[str] = scripts.load("sessions/update")
+    DESTROY: ClassVar[str] = scripts.load("sessions/destroy")
+    ROTATE: ClassVar[str] = scripts.load("sessions/rotate")
+    USER: ClassVar[str] = scripts.load("sessions/user")
 
     def __init__(
         self,
-        r: Any,
+        r: Client,
         idle_ttl: float = 1800,
         absolute_ttl: float = 8 * 3600,
-        prefix: str = "session:",
+        prefix: str = DEFAULT_PREFIX,
         *,
         clock: Clock | None = None,
     ) -> None:
-        self.idle_ms = _ttl_ms("idle_ttl", idle_ttl)
-        self.absolute_ms = _ttl_ms("absolute_ttl", absolute_ttl)
+        self.idle_ms = checks.to_ms("idle_ttl", idle_ttl)
+        self.absolute_ms = checks.to_ms("absolute_ttl", absolute_ttl)
         if self.absolute_ms < self.idle_ms:
             raise ValueError(
                 f"absolute_ttl must be >= idle_ttl, got absolute_ttl={absolute_ttl} < "
                 f"idle_ttl={idle_ttl}"
             )
-        check_prefix(prefix)
+        checks.prefix(prefix)
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, not {type(clock).__name__}")
         self.r = r
         self.keys = SessionKeys(prefix)
         self._clock = clock
         self._field_expiry: bool | None = None
-        self._create = r.register_script(self.CREATE)
-        self._get = r.register_script(self.GET)
-        self._update = r.register_script(self.UPDATE)
-        self._destroy = r.register_script(self.DESTROY)
-        self._rotate = r.register_script(self.ROTATE)
-        self._user = r.register_script(self.USER)
+        self._create = scripts.register(r, self.CREATE)
+        self._get = scripts.register(r, self.GET)
+        self._update = scripts.register(r, self.UPDATE)
+        self._destroy = scripts.register(r, self.DESTROY)
+        self._rotate = scripts.register(r, self.ROTATE)
+        self._user = scripts.register(r, self.USER)
 
     # -- helpers -------------------------------------------------------------------------
 
     def _now(self) -> str:
-        return "" if self._clock is None else str(round(self._clock() * 1000))
+        """ARGV[1]: '' (the server's TIME) or the injected clock's time in whole ms."""
+        if self._clock is None:
+            return ""
+        return str(round(checks.epoch_seconds("clock()", self._clock()) * 1000))
 
-    def _args(self, bucket: str, token: str) -> list[Any]:
+    def _args(self, bucket: str, token: str) -> list[str | int]:
         return [self._now(), self.idle_ms, self.absolute_ms, self.keys.index_prefix(bucket), token]
 
     # -- the familiar vocabulary ---------------------------------------------------------
 
     def create_session(self, user_id: str | int, /, **data: Any) -> str:
         """Start a session for ``user_id`` holding ``data``; return its id (the cookie value)."""
-        uid = _user_id(user_id)
+        uid = checks.user_id("user_id", user_id, max_len=MAX_USER_ID)
         flat = _encode_fields(data)
         bucket = self.keys.bucket(uid)
         index = self.keys.index(uid)
         while True:  # a 256-bit collision will not happen, but never overwrite a session
             token = secrets.token_urlsafe(TOKEN_BYTES)
-            args = [self._now(), self.idle_ms, self.absolute_ms, token, uid, *flat]
+            args: list[str | int] = [self._now(), self.idle_ms, self.absolute_ms, token, uid, *flat]
             if self._create(keys=[self.keys.session(bucket, token), index], args=args):
                 return f"{bucket}.{token}"
 
@@ -442,7 +263,8 @@ return live
         if not reply:
             return None
         ttl, left, flat = reply
-        raw = {as_text(k): as_text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+        text = checks.as_text
+        raw = {text(k): text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
         data = {k: json.loads(v) for k, v in raw.items() if not k.startswith("_")}
         return Session(
             sid=str(sid),
@@ -507,17 +329,17 @@ return live
 
         Sessions created in the same millisecond come in no particular order.
         """
-        uid = _user_id(user_id)
+        uid = checks.user_id("user_id", user_id, max_len=MAX_USER_ID)
         bucket = self.keys.bucket(uid)
-        args = [self._now(), self.keys.session_prefix(bucket), "0", self.idle_ms]
+        args: list[str | int] = [self._now(), self.keys.session_prefix(bucket), "0", self.idle_ms]
         tokens = self._user(keys=[self.keys.index(uid)], args=args)
-        return [f"{bucket}.{as_text(t)}" for t in tokens]
+        return [f"{bucket}.{checks.as_text(t)}" for t in tokens]
 
     def destroy_user_sessions(self, user_id: str | int) -> int:
         """Log ``user_id`` out everywhere; return how many live sessions were destroyed."""
-        uid = _user_id(user_id)
+        uid = checks.user_id("user_id", user_id, max_len=MAX_USER_ID)
         bucket = self.keys.bucket(uid)
-        args = [self._now(), self.keys.session_prefix(bucket), "1", self.idle_ms]
+        args: list[str | int] = [self._now(), self.keys.session_prefix(bucket), "1", self.idle_ms]
         return int(self._user(keys=[self.keys.index(uid)], args=args))
 
     # -- hash-field expiry (Redis 7.4+, Valkey 9+) ---------------------------------------
@@ -541,7 +363,7 @@ return live
         clears a field's TTL). Raises ``FieldExpiryUnsupportedError`` on servers without
         hash-field expiry; returns False when the session is gone.
         """
-        ttl_ms = _ttl_ms("ttl", ttl)
+        ttl_ms = checks.to_ms("ttl", ttl)
         if not fields:
             raise ValueError("fields must name at least one field to expire")
         flat = _encode_fields(fields)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -10,13 +11,19 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import redis
+from extremes import BOOLS, NON_FINITE, NOT_NUMBERS, bad_counts, bad_epochs, bad_positive, refused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from labkit import scripts
+from labkit.checks import MAX_EXACT
+from labkit.experiments.ratelimit import replay
 from labkit.keys import Namespace
 from labkit.ratelimit import (
     ALGORITHMS,
+    MAX_NOW,
+    MAX_WINDOW_US,
     VIRTUAL_TTL,
     Decision,
     FixedWindow,
@@ -45,11 +52,11 @@ Factory = Callable[[redis.Redis, int, float, str], Limiter]
 
 # -- bad input ----------------------------------------------------------------------------
 BAD_SETTINGS = [
-    (0, 1.0, "limit must be >= 1"),
-    (-3, 1.0, "limit must be >= 1"),
+    (0, 1.0, "limit must be between 1 and"),
+    (-3, 1.0, "limit must be between 1 and"),
     (5, 0, "window must be > 0"),
     (5, -1.0, "window must be > 0"),
-    (5, float("nan"), "window must be > 0"),
+    (5, float("nan"), "window must be a number of seconds, got nan"),
 ]
 
 
@@ -67,9 +74,9 @@ def test_bad_requests_raise_before_reaching_redis(
     r: redis.Redis, ns: Namespace, algorithm: str
 ) -> None:
     limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
-    with pytest.raises(ValueError, match=r"cost must be <= limit \(5\), got 6"):
+    with pytest.raises(ValueError, match=r"cost must be between 1 and 5, got 6"):
         limiter.hit("u", cost=6)
-    with pytest.raises(ValueError, match="cost must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="cost must be between 1 and 5, got 0"):
         limiter.hit("u", cost=0)
     with pytest.raises(ValueError, match="key must be a non-empty string"):
         limiter.hit("")
@@ -77,10 +84,10 @@ def test_bad_requests_raise_before_reaching_redis(
         limiter.hit(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="cost must be an int"):
         limiter.hit("u", cost=1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="now must be finite and >= 0"):
+    with pytest.raises(ValueError, match=r"now must be seconds since the epoch in \[0, "):
         limiter.hit("u", now=-1.0)
-    with pytest.raises(ValueError, match="cost must be <= limit"):
-        limiter.replay("u", [0.0, 1.0], cost=9)
+    with pytest.raises(ValueError, match="cost must be between 1 and 5"):
+        replay(limiter, "u", [0.0, 1.0], cost=9)
     assert ns.keys() == []
 
 
@@ -90,7 +97,7 @@ def test_keys_with_braces_are_refused_before_reaching_redis(
 ) -> None:
     """Regression: '}evil' gave an empty hash tag, so SlidingLog's two keys left one slot."""
     limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
-    calls = (limiter.hit, limiter.peek, limiter.keys, lambda k: limiter.replay(k, [1.0]))
+    calls = (limiter.hit, limiter.peek, limiter.keys, lambda k: replay(limiter, k, [1.0]))
     for key in ("}evil", "}", "{x}", "a{b", "user:{42}"):
         for call in calls:
             with pytest.raises(ValueError, match="key must not contain"):
@@ -104,9 +111,9 @@ def test_limit_must_be_an_int(r: redis.Redis, ns: Namespace) -> None:
 
 
 def test_token_bucket_rejects_bad_rate_and_burst(r: redis.Redis, ns: Namespace) -> None:
-    with pytest.raises(ValueError, match="rate must be > 0"):
+    with pytest.raises(ValueError, match=r"rate must be in \(0, "):
         TokenBucket(r, 0, 5, prefix=ns.prefix)
-    with pytest.raises(ValueError, match="burst must be >= 1"):
+    with pytest.raises(ValueError, match="burst must be between 1 and"):
         TokenBucket(r, 1.0, 0, prefix=ns.prefix)
 
 
@@ -129,8 +136,8 @@ def test_window_too_long_for_an_expiry_is_refused(
     r: redis.Redis, ns: Namespace, algorithm: str
 ) -> None:
     with pytest.raises(ValueError, match="window must be at most"):
-        make(algorithm, r, 5, 1e16, prefix=ns.prefix)
-    limiter = make(algorithm, r, 5, 1e12, prefix=ns.prefix)  # ~31,700 years still works
+        make(algorithm, r, 5, 1e12, prefix=ns.prefix)  # ~31,700 years: past 2**52 µs
+    limiter = make(algorithm, r, 5, 1e9, prefix=ns.prefix)  # ~31.7 years still works
     assert limiter.hit("u").allowed
     assert ns.keys()
 
@@ -143,6 +150,166 @@ def test_prefix_must_not_carry_a_hash_tag(r: redis.Redis, ns: Namespace) -> None
 def test_unknown_algorithm_is_refused(r: redis.Redis, ns: Namespace) -> None:
     with pytest.raises(ValueError, match="algorithm must be one of"):
         make("leaky", r, 5, 1.0, prefix=ns.prefix)
+
+
+# -- bad input, every numeric argument, extremes included (hypothesis) ---------------------
+WINDOW_MOST = MAX_WINDOW_US / 1e6  # seconds
+algorithms = st.sampled_from(sorted(ALGORITHMS))
+
+
+
+@FAST
+@given(algorithm=algorithms, limit=bad_counts(MAX_EXACT))
+def test_any_bad_limit_is_refused_naming_it(
+    r: redis.Redis, ns: Namespace, algorithm: str, limit: object
+) -> None:
+    with refused("limit"):
+        make(algorithm, r, limit, 1.0, prefix=ns.prefix)  # type: ignore[arg-type]
+    if algorithm == "token bucket":  # TokenBucket(r, rate, burst): its limit is the burst
+        with refused("burst"):
+            TokenBucket(r, 1.0, limit, prefix=ns.prefix)  # type: ignore[arg-type]
+    else:
+        with refused("limit"):
+            ALGORITHMS[algorithm](r, limit, 1.0, prefix=ns.prefix)  # type: ignore[arg-type]
+    assert ns.keys() == []
+
+
+@FAST
+@given(limit=bad_counts(SlidingLog.MAX_LIMIT))
+def test_a_sliding_log_longer_than_its_max_limit_is_refused(
+    r: redis.Redis, ns: Namespace, limit: object
+) -> None:
+    with refused("limit"):
+        SlidingLog(r, limit, 1.0, prefix=ns.prefix)  # type: ignore[arg-type]
+
+
+@FAST
+@given(algorithm=algorithms, window=bad_positive(WINDOW_MOST))
+def test_any_bad_window_is_refused_naming_it(
+    r: redis.Redis, ns: Namespace, algorithm: str, window: object
+) -> None:
+    with refused("window"):
+        make(algorithm, r, 5, window, prefix=ns.prefix)  # type: ignore[arg-type]
+    assert ns.keys() == []
+
+
+# anything but a finite rate above 0 slow enough that burst 5 / rate fits the longest window
+bad_rates = st.one_of(
+    st.sampled_from([0, 0.0, -1, -1e-300, 10**400, -(10**400)]),
+    st.floats(max_value=-1e-300),
+    st.floats(min_value=5e-324, max_value=5e6 / MAX_WINDOW_US * 0.999),
+    NON_FINITE,
+    BOOLS,
+    NOT_NUMBERS,
+    st.none(),
+)
+
+
+@FAST
+@given(rate=bad_rates, burst=bad_counts(TokenBucket.MAX_LIMIT))
+def test_any_bad_rate_or_burst_is_refused_naming_it(
+    r: redis.Redis, ns: Namespace, rate: object, burst: object
+) -> None:
+    with refused("rate"):
+        TokenBucket(r, rate, 5, prefix=ns.prefix)  # type: ignore[arg-type]
+    with refused("burst"):
+        TokenBucket(r, 1.0, burst, prefix=ns.prefix)  # type: ignore[arg-type]
+
+
+@FAST
+@given(algorithm=algorithms, cost=bad_counts(5), method=st.sampled_from(["hit", "peek"]))
+def test_any_bad_cost_is_refused_before_anything_is_written(
+    r: redis.Redis, ns: Namespace, algorithm: str, cost: object, method: str
+) -> None:
+    limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
+    with refused("cost"):
+        getattr(limiter, method)("u", cost=cost, now=1.0)
+    with refused("cost"):
+        replay(limiter, "u", [1.0, 2.0], cost=cost)  # type: ignore[arg-type]
+    assert ns.keys() == []
+
+
+@FAST
+@given(algorithm=algorithms, now=bad_epochs(), method=st.sampled_from(["hit", "peek"]))
+def test_any_bad_now_is_refused_before_anything_is_written(
+    r: redis.Redis, ns: Namespace, algorithm: str, now: object, method: str
+) -> None:
+    """Regression: now=time.time_ns() admitted every request (8 of 8 at limit 5)."""
+    limiter = make(algorithm, r, 5, 1.0, prefix=ns.prefix)
+    with refused("now"):
+        getattr(limiter, method)("u", now=now)
+    with refused("now"):  # one bad time in a trace: nothing of the trace is sent
+        replay(limiter, "u", [1.0, now, 2.0])  # type: ignore[list-item]
+    assert ns.keys() == []
+
+
+@FAST
+@given(batch=bad_counts(2**63 - 1))
+def test_any_bad_batch_is_refused(r: redis.Redis, ns: Namespace, batch: object) -> None:
+    limiter = SlidingLog(r, 5, 1.0, prefix=ns.prefix)
+    with refused("batch"):
+        replay(limiter, "u", [1.0], batch=batch)  # type: ignore[arg-type]
+    assert ns.keys() == []
+
+
+@FAST
+@given(algorithm=algorithms, data=st.data())
+def test_first_hit_leaves_limit_minus_cost_up_to_the_largest_limit(
+    r: redis.Redis, ns: Namespace, algorithm: str, data: st.DataObject
+) -> None:
+    """Regression: a limit near 2**63 answered remaining=0 on the first hit."""
+    cls = ALGORITHMS[algorithm]
+    most = cls.MAX_LIMIT
+    limit = data.draw(st.integers(1, most) | st.integers(most - 16, most), label="limit")
+    # a sliding-log hit adds one member per unit: keep the drawn costs small there
+    cost = data.draw(st.integers(1, min(limit, 1000) if cls is SlidingLog else limit), "cost")
+    if cls is TokenBucket:  # the slowest rate whose refill time still fits, or 1 per second
+        limiter: Limiter = TokenBucket(
+            r, max(1.0, 2 * limit * 1e6 / MAX_WINDOW_US), limit, prefix=ns.prefix
+        )
+    else:
+        limiter = cls(r, limit, 60.0, prefix=ns.prefix)
+    key = fresh_key()
+    assert limiter.peek(key, cost=cost, now=1000.0).remaining == limit
+    decision = limiter.hit(key, cost=cost, now=1000.0)
+    assert decision.allowed and decision.remaining == limit - cost
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+@pytest.mark.parametrize("window", [1e-6, 1.0, MAX_WINDOW_US / 1e6])
+@pytest.mark.parametrize("now", [0.0, 1_764_800_000.123457, MAX_NOW - 1e-6, MAX_NOW])
+def test_every_limiter_is_exact_at_the_extremes_of_now_and_window(
+    r: redis.Redis, ns: Namespace, algorithm: str, window: float, now: float
+) -> None:
+    """Regression: at now = 2**34 s (past 2**53 µs, doubles 2 µs apart) a 1 µs sliding log,
+    sliding-window counter and token bucket admitted every request; a bucket refilling 5
+    tokens a µs did so even at today's time (its TAT, one double, was 0.25 µs coarse)."""
+    limiter = make(algorithm, r, 5, window, prefix=ns.prefix)
+    decisions = [limiter.hit("u", now=now) for _ in range(6)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0]
+    assert 0 < decisions[-1].retry_after <= 2 * window
+
+
+def test_now_past_the_exact_range_is_refused(r: redis.Redis, ns: Namespace) -> None:
+    limiter = SlidingLog(r, 5, 1.0, prefix=ns.prefix)
+    for now in (MAX_NOW + 1e-3, 2.0**34, time.time() * 1000):
+        with pytest.raises(ValueError, match=r"now must be seconds since the epoch in \[0, "):
+            limiter.hit("u", now=now)
+    assert ns.keys() == []
+
+
+def test_lua_virtual_ttl_matches_the_python_constant() -> None:
+    prelude = scripts.load("prelude/ratelimit_clock")
+    [ms] = re.findall(r"local VIRTUAL_TTL_MS = (\d+)", prelude)
+    assert int(ms) == VIRTUAL_TTL * 1000
+
+
+def test_every_limiter_script_uses_the_shared_clock_prelude() -> None:
+    clock = scripts.load("prelude/clock")
+    for cls in ALGORITHMS.values():
+        assert cls.SCRIPT.startswith(clock)
+        assert cls.SCRIPT.count("local function now_us()") == 1
 
 
 # -- the shared interface -----------------------------------------------------------------
@@ -205,7 +372,7 @@ def test_virtual_time_state_outlives_real_time(
     time.sleep(0.4)  # two windows of real time, zero of virtual time
     assert limiter.hit("u", now=100.0).allowed is False
     assert limiter.peek("u", now=100.0).remaining == 0
-    assert [d.allowed for d in limiter.replay("u", [100.0, 100.0])] == [False, False]
+    assert [d.allowed for d in replay(limiter, "u", [100.0, 100.0])] == [False, False]
     assert limiter.hit("u", now=101.0).allowed is True  # virtual time moved on: forgotten
     ttls = [r.pttl(key) for key in ns.keys()]
     assert ttls and all(VIRTUAL_TTL * 1000 - 60_000 < ttl <= VIRTUAL_TTL * 1000 for ttl in ttls)
@@ -244,7 +411,7 @@ def test_replay_matches_hit_in_a_loop(r: redis.Redis, ns: Namespace, algorithm: 
     limiter = make(algorithm, r, 7, 1.0, prefix=ns.prefix)
     times = np.sort(np.random.default_rng(6).uniform(0, 5, 120))
     looped = [limiter.hit("loop", now=float(t)) for t in times]
-    assert limiter.replay("batched", times, batch=16) == looped
+    assert replay(limiter, "batched", times, batch=16) == looped
 
 
 def test_decision_headers_carry_retry_after_only_on_denial() -> None:
@@ -273,13 +440,13 @@ def test_fixed_window_passes_twice_the_limit_across_a_boundary(
 ) -> None:
     limiter = FixedWindow(r, 5, 1.0, prefix=ns.prefix)
     times = [0.95 + i * 0.01 for i in range(10)]  # 0.95 .. 1.04: a span of 0.09 s
-    assert sum(d.allowed for d in limiter.replay("u", times)) == 10
+    assert sum(d.allowed for d in replay(limiter, "u", times)) == 10
 
 
 def test_sliding_log_does_not_record_rejected_requests(r: redis.Redis, ns: Namespace) -> None:
     limiter = SlidingLog(r, 5, 1.0, prefix=ns.prefix)
     times = [i * 0.1 for i in range(40)]  # a client retrying every 100 ms for 4 s
-    admitted = [t for t, d in zip(times, limiter.replay("u", times), strict=True) if d.allowed]
+    admitted = [t for t, d in zip(times, replay(limiter, "u", times), strict=True) if d.allowed]
     assert len(admitted) == 20  # 5 per second, every second
     assert r.zcard(limiter.keys("u")[0]) <= 5
 
@@ -297,7 +464,7 @@ def test_sliding_log_members_are_unique_within_one_microsecond(
 
 def test_sliding_log_memory_is_bounded_by_limit(r: redis.Redis, ns: Namespace) -> None:
     limiter = SlidingLog(r, 10, 60.0, prefix=ns.prefix)
-    decisions = limiter.replay("u", [i * 0.001 for i in range(2000)])
+    decisions = replay(limiter, "u", [i * 0.001 for i in range(2000)])
     assert sum(d.allowed for d in decisions) == 10
     assert r.zcard(limiter.keys("u")[0]) == 10
 
@@ -348,7 +515,7 @@ def test_sliding_log_never_admits_more_than_limit_in_any_window(
     r: redis.Redis, ns: Namespace, times: list[int], limit: int, window_ms: int
 ) -> None:
     limiter = SlidingLog(r, limit, window_ms / 1000, prefix=ns.prefix)
-    decisions = limiter.replay(fresh_key(), [t / 1e6 for t in times])
+    decisions = replay(limiter, fresh_key(), [t / 1e6 for t in times])
     window_us = window_ms * 1000
     admitted: list[int] = []
     for t, decision in zip(times, decisions, strict=True):
@@ -390,7 +557,7 @@ def test_fixed_window_never_exceeds_limit_within_one_aligned_window(
     r: redis.Redis, ns: Namespace, times: list[int], limit: int, window_ms: int
 ) -> None:
     limiter = FixedWindow(r, limit, window_ms / 1000, prefix=ns.prefix)
-    decisions = limiter.replay(fresh_key(), [t / 1e6 for t in times])
+    decisions = replay(limiter, fresh_key(), [t / 1e6 for t in times])
     per_window: dict[int, int] = {}
     for t, decision in zip(times, decisions, strict=True):
         w = t // (window_ms * 1000)

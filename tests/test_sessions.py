@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 import redis
+from extremes import bad_epochs, bad_positive, refused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from labkit import server_info
+from labkit import scripts, server_info
+from labkit.checks import MAX_EPOCH, MAX_MS
 from labkit.keys import Namespace
 from labkit.measure import counting_client
 from labkit.sessions import (
@@ -424,7 +426,9 @@ def test_each_call_is_one_round_trip(r: redis.Redis, ns: Namespace) -> None:
         ({"idle_ttl": math.nan}, ValueError, "idle_ttl"),
         ({"idle_ttl": "30"}, TypeError, "idle_ttl"),
         ({"idle_ttl": True}, TypeError, "idle_ttl"),
-        ({"idle_ttl": 0.0001}, ValueError, "idle_ttl"),
+        ({"idle_ttl": 1e15}, ValueError, "idle_ttl"),
+        ({"absolute_ttl": 1e300}, ValueError, "absolute_ttl"),
+        ({"idle_ttl": 10**400}, ValueError, "idle_ttl"),
         ({"idle_ttl": 100, "absolute_ttl": 10}, ValueError, "absolute_ttl"),
         ({"prefix": "session:{x}:"}, ValueError, "prefix"),
         ({"prefix": 5}, TypeError, "prefix"),
@@ -459,7 +463,7 @@ def test_bad_user_ids_raise_before_reaching_redis(
     [
         ({"when": object()}, TypeError, "when"),
         ({"tags": {1, 2}}, TypeError, "tags"),
-        ({"x": math.inf}, TypeError, "'x'"),
+        ({"x": math.inf}, ValueError, "'x'"),
         ({"_uid": "mallory"}, ValueError, "_uid"),
         ({"": 1}, ValueError, "field names"),
     ],
@@ -477,6 +481,101 @@ def test_bad_fields_raise_before_reaching_redis(
     with pytest.raises(error, match=names):
         store.rotate_session(sid, **fields)
     assert counter.count == 0
+
+
+# -- bad input, every numeric argument, extremes included (hypothesis) -------------------
+
+TTL_MOST = MAX_MS / 1000  # seconds
+BAD = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+
+def snapshot(r: redis.Redis, ns: Namespace) -> dict[str, Any]:
+    """Every key of the namespace with its value and whether it has a TTL."""
+    out: dict[str, Any] = {}
+    for key in ns.keys():
+        value = r.hgetall(key) if r.type(key) == "hash" else r.zrange(key, 0, -1, withscores=True)
+        out[key] = (value, r.pttl(key) > 0)
+    return out
+
+
+@BAD
+@given(ttl=bad_positive(TTL_MOST), which=st.sampled_from(["idle_ttl", "absolute_ttl"]))
+def test_any_bad_timeout_is_refused_naming_it(
+    r: redis.Redis, ns: Namespace, ttl: object, which: str
+) -> None:
+    """Regression: idle_ttl=1e15 left a session Hash with no TTL (PEXPIRE failed after HSET)."""
+    with refused(which):
+        SessionStore(r, prefix=ns.key("session:"), **{which: ttl})  # type: ignore[arg-type]
+    assert ns.keys() == []
+
+
+@BAD
+@given(ttl=bad_positive(TTL_MOST))
+def test_any_bad_field_ttl_is_refused_before_anything_is_written(
+    r: redis.Redis, ns: Namespace, store: SessionStore, ttl: object
+) -> None:
+    sid = store.create_session("alice", theme="dark")
+    before = snapshot(r, ns)
+    with refused("ttl"):
+        store.set_expiring_fields(sid, ttl, step_up=True)  # type: ignore[arg-type]
+    assert snapshot(r, ns) == before
+    store.destroy_session(sid)
+
+
+@BAD
+@given(now=bad_epochs())
+def test_a_clock_giving_anything_but_epoch_seconds_is_refused(
+    r: redis.Redis, ns: Namespace, now: object
+) -> None:
+    """Regression: clock=time.time_ns created sessions stamped ~57 million years ahead."""
+    store = SessionStore(r, prefix=ns.key("session:"), clock=lambda: now)  # type: ignore[arg-type,return-value]
+    sid = "abc." + "A" * 43
+    calls = {
+        "create": lambda: store.create_session("alice", theme="dark"),
+        "get": lambda: store.get_session(sid),
+        "update": lambda: store.update_session(sid, theme="light"),
+        "refresh": lambda: store.refresh_session(sid),
+        "rotate": lambda: store.rotate_session(sid),
+        "destroy": lambda: store.destroy_session(sid),
+        "list": lambda: store.list_user_sessions("alice"),
+        "logout": lambda: store.destroy_user_sessions("alice"),
+    }
+    for call in calls.values():
+        with refused("clock()"):
+            call()
+    assert ns.keys() == []
+
+
+def test_the_longest_timeouts_work_and_report_a_positive_lifetime(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    """Regression: absolute_ttl=1e300 reported absolute_expires_in = -9.2e15 s."""
+    store = SessionStore(r, idle_ttl=TTL_MOST, absolute_ttl=TTL_MOST, prefix=ns.key("long:"))
+    sid = store.create_session("alice", theme="dark")
+    session = store.get_session(sid)
+    assert session is not None
+    assert 0 < session.idle_expires_in <= TTL_MOST
+    assert TTL_MOST - 60 < session.absolute_expires_in <= TTL_MOST
+    assert all(r.pttl(key) > 0 for key in ns.keys())
+    # the latest clock and the longest timeouts: every deadline still exact in Lua doubles
+    late = SessionStore(
+        r, TTL_MOST, TTL_MOST, prefix=ns.key("late:"), clock=VirtualClock(MAX_EPOCH)
+    )
+    sid = late.create_session("bob")
+    session = late.get_session(sid)
+    assert session is not None and session.absolute_expires_in == TTL_MOST
+    assert session.created_at == MAX_EPOCH
+
+
+def test_every_session_script_uses_the_shared_clock_prelude() -> None:
+    clock = scripts.load("prelude/clock")
+    for name in ("CREATE", "GET", "UPDATE", "DESTROY", "ROTATE", "USER"):
+        source = getattr(SessionStore, name)
+        assert source.startswith(clock)
+        assert source.count("local function now_us()") == 1
 
 
 # -- hash-field expiry -------------------------------------------------------------------
