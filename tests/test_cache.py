@@ -898,68 +898,64 @@ def test_recompute_bursts_groups_by_window() -> None:
 # ------------------------------------------------------------------------------ invalidate vs load
 
 
+class HeldSource:
+    """A source whose first load is held between reading the data and returning it, until
+    ``writer_done`` is set; ``read_v1`` tells the test the read has happened."""
+
+    def __init__(self) -> None:
+        self.db = {"k": "v1"}
+        self.read_v1, self.writer_done = threading.Event(), threading.Event()
+        self.loads: list[str] = []
+
+    def __call__(self, key: str) -> str:
+        value = self.db[key]
+        self.loads.append(value)
+        if len(self.loads) == 1:
+            self.read_v1.set()
+            assert self.writer_done.wait(10), "the writer never finished"
+        return value
+
+
 @pytest.mark.parametrize("single_flight", [False, True], ids=["plain", "single_flight"])
 def test_invalidate_during_load_is_not_undone(
     r: redis.Redis, ns: Namespace, single_flight: bool
 ) -> None:
     """Issue 19, bug 3: a load that read v1 before a writer wrote v2 and invalidated must not
     cache v1. The loader blocks on an Event, so the interleaving is forced, not timed."""
-    db = {"k": "v1"}
-    read_v1, writer_done = threading.Event(), threading.Event()
-    loads: list[str] = []
-
-    def loader(key: str) -> str:
-        value = db[key]
-        loads.append(value)
-        if len(loads) == 1:  # the first load: hold it between its read and its store
-            read_v1.set()
-            assert writer_done.wait(10), "the writer never finished"
-        return value
-
-    cache = CacheAside(r, loader, ttl=60, single_flight=single_flight, prefix=ns.prefix_for("ca"))
+    source = HeldSource()
+    cache = CacheAside(r, source, ttl=60, single_flight=single_flight, prefix=ns.prefix_for("ca"))
     first: list[Any] = []
     reader = threading.Thread(target=lambda: first.append(cache.get("k")))
     reader.start()
     try:
-        assert read_v1.wait(10), "the loader never ran"
-        db["k"] = "v2"  # the writer: update the source, then invalidate
+        assert source.read_v1.wait(10), "the loader never ran"
+        source.db["k"] = "v2"  # the writer: update the source, then invalidate
         cache.invalidate("k")
     finally:
-        writer_done.set()
+        source.writer_done.set()
         reader.join(10)
     assert first == ["v1"]  # the reader overlapped the write: either value is fair for it
     assert cache.get("k") == "v2"  # ...but v1 must not be what the cache serves afterwards
-    assert loads == ["v1", "v2"]
+    assert source.loads == ["v1", "v2"]
 
 
 def test_invalidate_during_load_hands_waiters_the_new_value(r: redis.Redis, ns: Namespace) -> None:
     """Single-flight: the refused store still frees the lock, and the waiter's load is new."""
-    db = {"k": "v1"}
-    read_v1, writer_done = threading.Event(), threading.Event()
-    loads: list[str] = []
-
-    def loader(key: str) -> str:
-        value = db[key]
-        loads.append(value)
-        if len(loads) == 1:
-            read_v1.set()
-            assert writer_done.wait(10), "the writer never finished"
-        return value
-
-    cache = CacheAside(r, loader, ttl=60, single_flight=True, prefix=ns.prefix_for("ca"))
+    source = HeldSource()
+    cache = CacheAside(r, source, ttl=60, single_flight=True, prefix=ns.prefix_for("ca"))
     results: dict[str, Any] = {}
     first = threading.Thread(target=lambda: results.update(first=cache.get("k")))
     first.start()
-    assert read_v1.wait(10), "the loader never ran"
+    assert source.read_v1.wait(10), "the loader never ran"
     waiter = threading.Thread(target=lambda: results.update(waiter=cache.get("k")))
     waiter.start()  # finds the key missing and locked (or, if late, missing): it loads v2
-    db["k"] = "v2"
+    source.db["k"] = "v2"
     cache.invalidate("k")
-    writer_done.set()
+    source.writer_done.set()
     first.join(10)
     waiter.join(10)
     assert results == {"first": "v1", "waiter": "v2"}
-    assert loads == ["v1", "v2"] and cache.get("k") == "v2"
+    assert source.loads == ["v1", "v2"] and cache.get("k") == "v2"
     assert r.exists(cache._keys("k")[1]) == 0  # no lock left behind
 
 
