@@ -67,10 +67,10 @@ def floor_operations(r: Any, ns: labkit.Namespace) -> dict[str, Callable[[], obj
 
     ops: dict[str, Callable[[], object]] = {"PING": r.ping}
 
-    pages = PageCache(r, prefix=ns.key("page"))
+    pages = PageCache(r, prefix=ns.prefix_for("page"))
     pages.set_page("/home", {"title": "home", "items": list(range(20))})
     ops["cache: page hit"] = lambda: pages.get_page("/home")
-    aside = CacheAside(r, lambda key: {"id": key}, ttl=3600, prefix=ns.key("aside"))
+    aside = CacheAside(r, lambda key: {"id": key}, ttl=3600, prefix=ns.prefix_for("aside"))
     aside.get("42")
     ops["cache: cache-aside hit"] = lambda: aside.get("42")
 
@@ -287,7 +287,7 @@ def handoff_latencies(make_lock: Callable[[], Any], rounds: int) -> list[float]:
 def bench_cache_overhead(r: Any, ns: labkit.Namespace) -> pd.DataFrame:
     from labkit.cache import PageCache
 
-    pages = PageCache(r, prefix=ns.key("overhead"))
+    pages = PageCache(r, prefix=ns.prefix_for("overhead"))
     value = {"title": "home", "items": list(range(20))}
     pages.set_page("/home", value)
     raw_key = ns.key("raw")
