@@ -111,7 +111,8 @@ def _scanners(r: Any) -> list[Callable[..., tuple[int, list[Any]]]]:
 
     def on(node: Any) -> Callable[..., tuple[int, list[Any]]]:
         def scan(cursor: int, **kwargs: Any) -> tuple[int, list[Any]]:
-            cursors, keys = r.scan(cursor, target_nodes=node, **kwargs)
+            reply: Any = r.scan(cursor, target_nodes=node, **kwargs)
+            cursors, keys = reply
             return int(cursors[node.name]), keys
 
         return scan
