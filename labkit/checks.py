@@ -163,6 +163,12 @@ def user_id(arg: str, value: object, *, max_len: int = 1024) -> str:
     """A user id: a ``str`` with visible characters or an ``int`` (not ``bool``), as text."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"{arg} must be a str or int, not {_type_name(value)}")
+    if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
+        # str() of a huge int is slow, and past 4300 digits raises an error naming no argument
+        raise ValueError(
+            f"{arg} as an int must fit in 64 bits (between {-MAX_INT - 1} and {MAX_INT}), "
+            f"got an int of {value.bit_length()} bits"
+        )
     result = str(value)
     if not result.strip():
         raise ValueError(f"{arg} must not be empty or blank")
