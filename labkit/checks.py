@@ -35,16 +35,24 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _shown(value: object) -> str:
+    """``value`` for an error message: an int too long to print (str() of one past 4300
+    digits raises, naming no argument) is described by its size."""
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"an int of {value.bit_length()} bits"
+    return str(value)
+
+
 def integer(arg: str, value: object, *, low: int | None = None, high: int = MAX_INT) -> int:
     """An ``int`` (not ``bool``) in ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{arg} must be an int, not {_type_name(value)}")
     number = int(value)
     if low is not None and number < low:
-        raise ValueError(f"{arg} must be between {low} and {high}, got {number}")
+        raise ValueError(f"{arg} must be between {low} and {high}, got {_shown(number)}")
     if number > high:
         lower = "" if low is None else f"between {low} and "
-        raise ValueError(f"{arg} must be {lower or 'at most '}{high}, got {number}")
+        raise ValueError(f"{arg} must be {lower or 'at most '}{high}, got {_shown(number)}")
     return number
 
 
@@ -62,7 +70,7 @@ def number(
     try:
         result = float(value)
     except OverflowError:
-        raise ValueError(f"{arg} is too large to be a float, got {value}") from None
+        raise ValueError(f"{arg} is too large to be a float, got {_shown(value)}") from None
     if not math.isfinite(result):
         raise ValueError(f"{arg} must be finite, got {value}")
     too_low = low is not None and (result <= low if low_open else result < low)
@@ -87,9 +95,9 @@ def _duration(arg: str, seconds: object, unit: int, cap: int, allow_zero: bool) 
     most = f"{cap / unit:.0f} s (2**{cap.bit_length() - 1} {name})"
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{arg} must be {bound} and at most {most}, got {seconds}")
+        raise ValueError(f"{arg} must be {bound} and at most {most}, got {_shown(seconds)}")
     if value * unit > cap:
-        raise ValueError(f"{arg} must be at most {most}, got {seconds}")
+        raise ValueError(f"{arg} must be at most {most}, got {_shown(seconds)}")
     whole = math.ceil(value * unit)
     if whole == 0 and not allow_zero:  # cannot happen after ceil of a positive value
         whole = 1
