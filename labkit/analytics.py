@@ -447,6 +447,9 @@ class Analytics:
         server, nothing written); bitmap: BITOP OR into a scratch key, BITCOUNT, DEL;
         set: SUNIONSTORE into a scratch key, DEL. On a cluster client the day keys live
         in different slots, so they are first copied (DUMP/RESTORE) under one hash tag.
+        No event is recorded before 1970-01-01 (timestamps are epoch seconds >= 0), so a
+        window reaching back before it is refused: ValueError naming ``days`` (or
+        ``end_date``, when that day is itself before 1970).
         """
         end = parse_date(end_date)
         checks.integer("days", days, low=1, high=366)
