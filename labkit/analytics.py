@@ -34,28 +34,41 @@ What it does not guarantee:
   (``{2026-11-29:3}``) if one node cannot absorb a day's traffic.
 - The bitmap backend needs integer user ids in ``0 .. 2**32 - 1`` and costs one bit per
   possible id up to the largest one seen, so it pays off only when ids are dense.
+
+Bad input never leaves a partial count: a transaction (MULTI/EXEC) does not roll back when
+one of its commands fails, so everything that reaches Redis is checked before the first
+command, with a TypeError/ValueError naming the argument and the accepted range. That
+covers the constructor's ``stream_maxlen`` (``1 .. 2**63 - 1``, XADD's MAXLEN) and
+``retention`` (``1 .. 2**46 / 1000`` seconds, so an EXPIRE deadline still fits), which are
+used inside every write; timestamps (``0 .. 2**34`` epoch seconds, so ``time.time_ns()`` or
+a value in ms is caught); user ids (ints in ``0 .. 2**63 - 1``, or ``2**32 - 1`` with the
+bitmap); metadata values (str, 64-bit int, finite float); and every count.
+
+``prefix`` is the literal start of every key and ends with ``:`` (default ``"analytics:"``);
+in a notebook, ``ns.prefix_for("analytics")``.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 import re
 import time
 import uuid
+from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import numpy as np
-
-from labkit.keys import as_text
+from labkit import checks
+from labkit.checks import as_text
+from labkit.client import Client, Clock, is_cluster
 
 METHODS = ("set", "hll", "bitmap")
 MAX_BITMAP_USER_ID = 2**32 - 1  # a Redis string holds at most 512 MB = 2**32 bits
+MAX_RETENTION = checks.MAX_MS // 1000  # seconds: EXPIRE's deadline in ms must still fit
+_EPOCH_DAY = date(1970, 1, 1)  # no event is recorded before it (timestamps are >= 0)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DAY_SECONDS = 86_400
 # Bulk bitmap loading: ids are grouped in windows of this many bits (1 MiB of bitmap); a
 # window with at least one id per _DENSE_BITS bits is sent as bytes and OR-ed in with BITOP
 # (a SETBIT costs the client microseconds per id, a byte of bitmap costs nanoseconds), a
@@ -64,18 +77,7 @@ _WINDOW_BITS = 2**23
 _DENSE_BITS = 4096
 _FEW_IDS = 64
 
-Clock = Callable[[], float]
 MetadataValue = str | int | float
-
-
-def _is_cluster(r: Any) -> bool:
-    """True for a ``redis.cluster.RedisCluster``.
-
-    Its pipeline refuses the ``pfcount``/``bitop``/``sunionstore`` methods outright (they may
-    span slots); our multi-key commands keep their keys under one hash tag, so this module
-    sends them through ``execute_command``, which routes them by their (shared) slot.
-    """
-    return hasattr(r, "nodes_manager")
 
 
 def parse_date(value: str | date) -> str:
@@ -97,22 +99,18 @@ def parse_date(value: str | date) -> str:
 
 def utc_day(ts: float | datetime) -> str:
     """The UTC calendar day ``"YYYY-MM-DD"`` of epoch seconds or an aware datetime."""
-    return datetime.fromtimestamp(_epoch(ts), tz=UTC).date().isoformat()
+    return datetime.fromtimestamp(_epoch("ts", ts), tz=UTC).date().isoformat()
 
 
-def _epoch(ts: object) -> float:
+def _epoch(arg: str, ts: object) -> float:
+    """Epoch seconds in ``[0, 2**34]`` from a number or an aware datetime."""
     if isinstance(ts, datetime):
         if ts.tzinfo is None or ts.utcoffset() is None:
             raise ValueError(
-                f"ts must be timezone-aware (the day is computed in UTC), got naive {ts!r}"
+                f"{arg} must be timezone-aware (the day is computed in UTC), got naive {ts!r}"
             )
-        return ts.timestamp()
-    if isinstance(ts, bool) or not isinstance(ts, numbers.Real):
-        raise TypeError(f"ts must be epoch seconds or an aware datetime, not {type(ts).__name__}")
-    value = float(ts)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"ts must be finite epoch seconds >= 0, got {ts!r}")
-    return value
+        ts = ts.timestamp()
+    return checks.epoch_seconds(arg, ts)
 
 
 class Analytics:
@@ -128,7 +126,7 @@ class Analytics:
 
     def __init__(
         self,
-        r: Any,
+        r: Client,
         prefix: str = "analytics:",
         *,
         methods: Sequence[str] = ("set", "hll"),
@@ -136,37 +134,28 @@ class Analytics:
         retention: int | None = None,
         clock: Clock = time.time,
     ) -> None:
-        if not isinstance(prefix, str) or not prefix:
-            raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
-        if "{" in prefix or "}" in prefix:
-            raise ValueError(f"prefix must not contain '{{' or '}}' (hash tags), got {prefix!r}")
-        if isinstance(methods, str):
-            raise TypeError("methods must be a sequence of method names, not a str")
-        methods = tuple(methods)
+        self.prefix = checks.prefix(prefix)
+        if isinstance(methods, str) or not isinstance(methods, Iterable):
+            raise TypeError(f"methods must be a sequence of method names, not {methods!r}")
+        methods = tuple(checks.choice("methods", method, METHODS) for method in methods)
         if not methods:
             raise ValueError("methods must name at least one of 'set', 'hll', 'bitmap'")
-        for method in methods:
-            if method not in METHODS:
-                raise ValueError(f"methods must be among {METHODS}, got {method!r}")
         if len(set(methods)) != len(methods):
             raise ValueError(f"methods must not repeat, got {methods!r}")
-        if isinstance(stream_maxlen, bool) or not isinstance(stream_maxlen, int):
-            raise TypeError(f"stream_maxlen must be an int, not {type(stream_maxlen).__name__}")
-        if stream_maxlen < 1:
-            raise ValueError(f"stream_maxlen must be >= 1, got {stream_maxlen}")
-        if retention is not None:
-            if isinstance(retention, bool) or not isinstance(retention, int):
-                raise TypeError(f"retention must be an int, not {type(retention).__name__}")
-            if retention < 1:
-                raise ValueError(f"retention must be >= 1 second, got {retention}")
+        # Both are used inside every write transaction: checked here, once, so that no
+        # write can fail half-way on them (MULTI/EXEC would keep the commands before).
+        self.stream_maxlen = checks.integer("stream_maxlen", stream_maxlen, low=1)
+        self.retention = (
+            None
+            if retention is None
+            else checks.integer("retention", retention, low=1, high=MAX_RETENTION)
+        )
         if not callable(clock):
             raise TypeError("clock must be a callable returning epoch seconds")
         self.r = r
-        self.prefix = prefix
         self.methods: tuple[str, ...] = methods
-        self.stream_maxlen = stream_maxlen
-        self.retention = retention
         self.clock = clock
+        self._max_user_id = MAX_BITMAP_USER_ID if "bitmap" in methods else checks.MAX_INT
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -188,8 +177,7 @@ class Analytics:
     def _check_method(self, method: str | None) -> str:
         if method is None:
             return self.methods[0]
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        checks.choice("method", method, METHODS)
         if method not in self.methods:
             raise ValueError(
                 f"method {method!r} is not maintained by this Analytics "
@@ -197,54 +185,46 @@ class Analytics:
             )
         return method
 
-    def _check_user(self, user_id: object) -> str | int:
-        if isinstance(user_id, bool) or not isinstance(user_id, str | numbers.Integral):
-            raise TypeError(f"user_id must be a str or an int, not {type(user_id).__name__}")
+    def _check_user(self, arg: str, user_id: object) -> str | int:
         if isinstance(user_id, str):
-            if not user_id:
-                raise ValueError("user_id must be a non-empty string")
             if "bitmap" in self.methods:
                 raise TypeError(
-                    f"user_id must be an int when the 'bitmap' method is on, got {user_id!r}"
+                    f"{arg} must be an int when the 'bitmap' method is on, got {user_id!r}"
                 )
-            return user_id
-        uid = int(user_id)
-        if uid < 0:
-            raise ValueError(f"user_id must be >= 0, got {uid}")
-        if "bitmap" in self.methods and uid > MAX_BITMAP_USER_ID:
-            raise ValueError(f"user_id must be <= 2**32 - 1 for a bitmap, got {uid}")
-        return uid
+            return checks.user_id(arg, user_id)
+        if isinstance(user_id, bool) or not isinstance(user_id, numbers.Integral):
+            raise TypeError(f"{arg} must be a str or an int, not {type(user_id).__name__}")
+        return checks.integer(arg, user_id, low=0, high=self._max_user_id)
 
-    def _check_id_array(self, user_ids: np.ndarray) -> list[str | int]:
-        if user_ids.size and int(user_ids.min()) < 0:
-            raise ValueError(f"user_id must be >= 0, got {int(user_ids.min())}")
-        if "bitmap" in self.methods and user_ids.size and int(user_ids.max()) > MAX_BITMAP_USER_ID:
-            raise ValueError(
-                f"user_id must be <= 2**32 - 1 for a bitmap, got {int(user_ids.max())}"
-            )
-        return list(user_ids.ravel().tolist())
-
-    @staticmethod
-    def _check_event(event: object) -> str:
-        if not isinstance(event, str):
-            raise TypeError(f"event must be a str, not {type(event).__name__}")
-        if not event:
-            raise ValueError("event must be a non-empty string")
-        return event
+    def _check_users(self, user_ids: Iterable[str | int]) -> list[str | int]:
+        """Every id checked; a large batch of in-range ints (the bulk case) in one pass."""
+        if isinstance(user_ids, (str, bytes)):
+            raise TypeError("user_ids must be an iterable of user ids, not a single str")
+        # An array (numpy or alike) converts itself to Python ints at C speed: duck typing
+        # keeps numpy out of this module while a million ids still take milliseconds.
+        tolist = getattr(user_ids, "tolist", None)
+        ids: list[Any] = list(tolist() if callable(tolist) else user_ids)
+        fast = ids and all(type(uid) is int for uid in ids)
+        if fast and min(ids) >= 0 and max(ids) <= self._max_user_id:
+            return ids
+        return [self._check_user(f"user_ids[{i}]", uid) for i, uid in enumerate(ids)]
 
     @staticmethod
-    def _check_metadata(metadata: Mapping[str, object]) -> dict[str, MetadataValue]:
+    def _check_metadata(arg: str, metadata: Mapping[Any, object]) -> dict[str, MetadataValue]:
         clean: dict[str, MetadataValue] = {}
         for name, value in metadata.items():
+            checks.text(f"{arg} name", name)
             if name in ("event", "user_id", "ts"):
-                raise ValueError(f"metadata name {name!r} is reserved")
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise TypeError(
-                    f"metadata {name!r} must be a str, int or float, not {type(value).__name__}"
-                )
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"metadata {name!r} must be a finite number, got {value!r}")
-            clean[name] = value
+                raise ValueError(f"{arg} name {name!r} is reserved")
+            what = f"{arg} {name!r}"
+            if isinstance(value, str):
+                clean[name] = value
+            elif isinstance(value, float):
+                clean[name] = checks.number(what, value)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                clean[name] = checks.integer(what, value, low=-checks.MAX_INT - 1)
+            else:
+                raise TypeError(f"{what} must be a str, int or float, not {type(value).__name__}")
         return clean
 
     # -- writing ---------------------------------------------------------------------------
@@ -261,10 +241,10 @@ class Analytics:
         ``ts`` is epoch seconds or an aware datetime (default: ``clock()``); ``metadata``
         (str, int or finite float values) is stored with the raw event in the day's stream.
         """
-        event = self._check_event(event)
-        uid = self._check_user(user_id)
-        epoch = _epoch(self.clock() if ts is None else ts)
-        fields = self._check_metadata(metadata)
+        event = checks.text("event", event)
+        uid = self._check_user("user_id", user_id)
+        epoch = _epoch("clock()", self.clock()) if ts is None else _epoch("ts", ts)
+        fields = self._check_metadata("metadata", metadata)
         day = utc_day(epoch)
         pipe = self.r.pipeline(transaction=True)
         self._queue_day(pipe, day, Counter({event: 1}), [uid], [(event, uid, epoch, fields)])
@@ -281,10 +261,7 @@ class Analytics:
         transaction (one round trip), so every event is counted in full or not at all, but
         the call as a whole is not atomic. Every row is validated before anything is sent.
         """
-        if isinstance(batch, bool) or not isinstance(batch, int):
-            raise TypeError(f"batch must be an int, not {type(batch).__name__}")
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
+        checks.integer("batch", batch, low=1)
         by_day: dict[str, list[tuple[str, str | int, float, dict[str, MetadataValue]]]] = (
             defaultdict(list)
         )
@@ -295,11 +272,14 @@ class Analytics:
             if missing:
                 raise ValueError(f"events[{i}] lacks {', '.join(missing)}")
             rest = {k: v for k, v in row.items() if k not in ("event", "user_id", "ts")}
-            event = self._check_event(row["event"])
-            uid = self._check_user(row["user_id"])
+            event = checks.text(f"events[{i}]['event']", row["event"])
+            uid = self._check_user(f"events[{i}]['user_id']", row["user_id"])
             ts = row.get("ts")
-            epoch = _epoch(self.clock() if ts is None else ts)
-            by_day[utc_day(epoch)].append((event, uid, epoch, self._check_metadata(rest)))
+            epoch = (
+                _epoch("clock()", self.clock()) if ts is None else _epoch(f"events[{i}]['ts']", ts)
+            )
+            fields = self._check_metadata(f"events[{i}] field", rest)
+            by_day[utc_day(epoch)].append((event, uid, epoch, fields))
         recorded: dict[str, int] = {}
         for day in sorted(by_day):
             rows = by_day[day]
@@ -361,27 +341,31 @@ class Analytics:
                 for uid in users:
                     pipe.setbit(key, int(uid), 1)
             else:
-                self._queue_bits(pipe, day, key, np.asarray(users, dtype=np.int64))
+                self._queue_bits(pipe, day, key, [int(uid) for uid in users])
             touched.append(key)
         return touched
 
-    def _queue_bits(self, pipe: Any, day: str, key: str, ids: np.ndarray) -> None:
+    def _queue_bits(self, pipe: Any, day: str, key: str, ids: Sequence[int]) -> None:
         """Set bit ``id`` of ``key`` for every id: SETBIT when sparse, bytes + BITOP OR when
         dense (a dense window costs one command instead of one per id)."""
-        ids = np.unique(ids)
+        unique = sorted(set(ids))
         scratch = self._key(day, "scratch:" + uuid.uuid4().hex)
-        for window in np.unique(ids // _WINDOW_BITS):
-            in_window = ids[(ids // _WINDOW_BITS) == window]
-            lo_byte = int(in_window[0]) // 8
-            hi_byte = int(in_window[-1]) // 8
-            span_bits = (hi_byte - lo_byte + 1) * 8
-            if len(in_window) * _DENSE_BITS < span_bits:
+        start = 0
+        while start < len(unique):
+            window_end = (unique[start] // _WINDOW_BITS + 1) * _WINDOW_BITS
+            stop = bisect_left(unique, window_end, start)
+            in_window, start = unique[start:stop], stop
+            lo_byte, hi_byte = in_window[0] // 8, in_window[-1] // 8
+            if len(in_window) * _DENSE_BITS < (hi_byte - lo_byte + 1) * 8:
                 for uid in in_window:
-                    pipe.setbit(key, int(uid), 1)
+                    pipe.setbit(key, uid, 1)
                 continue
-            bits = np.zeros(span_bits, dtype=np.uint8)
-            bits[in_window - lo_byte * 8] = 1
-            pipe.setrange(scratch, lo_byte, np.packbits(bits).tobytes())  # bit 0 = MSB, as Redis
+            bits = bytearray(hi_byte - lo_byte + 1)
+            base = lo_byte * 8
+            for uid in in_window:
+                offset = uid - base
+                bits[offset >> 3] |= 0x80 >> (offset & 7)  # bit 0 is the MSB, as in Redis
+            pipe.setrange(scratch, lo_byte, bytes(bits))
             pipe.execute_command("BITOP", "OR", key, key, scratch)
             pipe.delete(scratch)
 
@@ -395,19 +379,15 @@ class Analytics:
         """Bulk-record users as active on ``date`` in every maintained backend (no events).
 
         For backfills and experiments: ``batch`` ids per transaction (PFADD and SADD take
-        many members per call; dense bitmap ids go as bytes). With ``retention``, each
+        many members per call; dense bitmap ids go as bytes). ``user_ids`` is any iterable
+        of ids, or an integer array (anything with ``tolist()``, such as a numpy array).
+        Every id is checked before the first transaction. With ``retention``, each
         transaction also re-arms the expiry of the keys it wrote. Returns how many ids were
         sent.
         """
         day = parse_date(date)
-        if isinstance(batch, bool) or not isinstance(batch, int):
-            raise TypeError(f"batch must be an int, not {type(batch).__name__}")
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
-        if isinstance(user_ids, np.ndarray) and user_ids.dtype.kind in "iu":
-            ids = self._check_id_array(user_ids)  # vectorised: a million ids in milliseconds
-        else:
-            ids = [self._check_user(uid) for uid in user_ids]
+        checks.integer("batch", batch, low=1)
+        ids = self._check_users(user_ids)
         if not ids:
             return 0
         for start in range(0, len(ids), batch):
@@ -467,20 +447,31 @@ class Analytics:
         server, nothing written); bitmap: BITOP OR into a scratch key, BITCOUNT, DEL;
         set: SUNIONSTORE into a scratch key, DEL. On a cluster client the day keys live
         in different slots, so they are first copied (DUMP/RESTORE) under one hash tag.
+        No event is recorded before 1970-01-01 (timestamps are epoch seconds >= 0), so a
+        window reaching back before it is refused: ValueError naming ``days`` (or
+        ``end_date``, when that day is itself before 1970).
         """
         end = parse_date(end_date)
-        if isinstance(days, bool) or not isinstance(days, int):
-            raise TypeError(f"days must be an int, not {type(days).__name__}")
-        if not 1 <= days <= 366:
-            raise ValueError(f"days must be between 1 and 366, got {days}")
+        checks.integer("days", days, low=1, high=366)
         method = self._check_method(method)
-        last = datetime.strptime(end, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-        day_list = [utc_day(last - i * _DAY_SECONDS) for i in range(days)]
+        last = date.fromisoformat(end)
+        if last < _EPOCH_DAY:
+            raise ValueError(
+                f"end_date must be 1970-01-01 or later (no event is recorded before the "
+                f"epoch), got {end!r}"
+            )
+        if last - timedelta(days=days - 1) < _EPOCH_DAY:
+            most = (last - _EPOCH_DAY).days + 1
+            raise ValueError(
+                f"days must be between 1 and {most} for end_date={end!r}: {days} days reach "
+                "back before 1970-01-01, where no event is recorded"
+            )
+        day_list = [(last - timedelta(days=i)).isoformat() for i in range(days)]
         keys = [self._key(day, f"users:{method}") for day in day_list]
         if days == 1:
             return self.unique_users(end, method)
         tag = f"rollup:{uuid.uuid4().hex}"
-        if not _is_cluster(self.r):
+        if not is_cluster(self.r):
             pipe = self.r.pipeline(transaction=True)
             index = self._queue_union(pipe, keys, tag, method, cleanup=[])
             return int(pipe.execute()[index])
@@ -520,9 +511,6 @@ class Analytics:
     def events(self, date: str | date, count: int = 100) -> list[dict[str, str]]:
         """The last ``count`` raw events of a UTC day, newest first, from the day's stream."""
         day = parse_date(date)
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise TypeError(f"count must be an int, not {type(count).__name__}")
-        if count < 1:
-            raise ValueError(f"count must be >= 1, got {count}")
-        entries = self.r.xrevrange(self._key(day, "stream"), count=count)
+        checks.integer("count", count, low=1)
+        entries: Any = self.r.xrevrange(self._key(day, "stream"), count=count)
         return [{as_text(k): as_text(v) for k, v in fields.items()} for _, fields in entries]

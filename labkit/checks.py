@@ -35,16 +35,24 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _shown(value: object) -> str:
+    """``value`` for an error message: an int too long to print (str() of one past 4300
+    digits raises, naming no argument) is described by its size."""
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"an int of {value.bit_length()} bits"
+    return str(value)
+
+
 def integer(arg: str, value: object, *, low: int | None = None, high: int = MAX_INT) -> int:
     """An ``int`` (not ``bool``) in ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{arg} must be an int, not {_type_name(value)}")
     number = int(value)
     if low is not None and number < low:
-        raise ValueError(f"{arg} must be between {low} and {high}, got {number}")
+        raise ValueError(f"{arg} must be between {low} and {high}, got {_shown(number)}")
     if number > high:
         lower = "" if low is None else f"between {low} and "
-        raise ValueError(f"{arg} must be {lower or 'at most '}{high}, got {number}")
+        raise ValueError(f"{arg} must be {lower or 'at most '}{high}, got {_shown(number)}")
     return number
 
 
@@ -57,21 +65,30 @@ def number(
     low_open: bool = False,
 ) -> float:
     """A finite real number (not ``bool``) in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{arg} must be a number, not {_type_name(value)}")
+    # plain int and float skip the ABC check: this runs per member in bulk loads
+    if type(value) is not float and type(value) is not int:  # noqa: SIM102
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{arg} must be a number, not {_type_name(value)}")
     try:
         result = float(value)
     except OverflowError:
-        raise ValueError(f"{arg} is too large to be a float, got {value}") from None
+        raise ValueError(f"{arg} is too large to be a float, got {_shown(value)}") from None
     if not math.isfinite(result):
         raise ValueError(f"{arg} must be finite, got {value}")
     too_low = low is not None and (result <= low if low_open else result < low)
     if too_low or (high is not None and result > high):
         left = "(" if low_open else "["
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
+        lo = "-inf" if low is None else _bound(low)
+        hi = "inf" if high is None else _bound(high)
         raise ValueError(f"{arg} must be in {left}{lo}, {hi}], got {value}")
     return result
+
+
+def _bound(limit: float) -> str:
+    """A range limit for a message: exact when it is a whole number (2**53 - 1, not 9.0072e+15)."""
+    if float(limit).is_integer() and abs(limit) < 2**63:
+        return str(int(limit))
+    return f"{limit:g}"
 
 
 def _duration(arg: str, seconds: object, unit: int, cap: int, allow_zero: bool) -> int:
@@ -87,9 +104,9 @@ def _duration(arg: str, seconds: object, unit: int, cap: int, allow_zero: bool) 
     most = f"{cap / unit:.0f} s (2**{cap.bit_length() - 1} {name})"
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{arg} must be {bound} and at most {most}, got {seconds}")
+        raise ValueError(f"{arg} must be {bound} and at most {most}, got {_shown(seconds)}")
     if value * unit > cap:
-        raise ValueError(f"{arg} must be at most {most}, got {seconds}")
+        raise ValueError(f"{arg} must be at most {most}, got {_shown(seconds)}")
     product = value * unit
     nearest = round(product)
     # Round up, but not past float noise: 2.007 * 1000 is 2007.0000000000002, which is 2007 ms.
@@ -166,6 +183,12 @@ def user_id(arg: str, value: object, *, max_len: int = 1024) -> str:
     """A user id: a ``str`` with visible characters or an ``int`` (not ``bool``), as text."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"{arg} must be a str or int, not {_type_name(value)}")
+    if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
+        # str() of a huge int is slow, and past 4300 digits raises an error naming no argument
+        raise ValueError(
+            f"{arg} as an int must fit in 64 bits (between {-MAX_INT - 1} and {MAX_INT}), "
+            f"got an int of {value.bit_length()} bits"
+        )
     result = str(value)
     if not result.strip():
         raise ValueError(f"{arg} must not be empty or blank")

@@ -3,10 +3,10 @@
 Each flag is one hash; ``is_enabled`` reads the three fields it needs with a single HMGET
 (one command, one round trip, atomic) and decides on the client::
 
-    <prefix>{flags}:<flag>    HASH  enabled -> "1" | "0"   the master switch (kill switch)
-                                    rollout -> "0".."100"  percent of users enabled (0.01 steps)
-                                    u:<user_id> -> "1" | "0"  a per-user override
-    <prefix>{flags}           SET   names of every flag (for ``list_flags``)
+    <prefix>{flags}:flag:<flag>  HASH  enabled -> "1" | "0"   the master switch (kill switch)
+                                       rollout -> "0".."100"  percent of users enabled (0.01 steps)
+                                       u:<user_id> -> "1" | "0"  a per-user override
+    <prefix>{flags}:names        SET   names of every flag (for ``list_flags``)
 
 The decision, in order:
 
@@ -36,7 +36,12 @@ Replies are decoded here, so the class works whether the client was created with
 Every flag key and the registry share the hash tag ``{flags}``: writes update a flag and the
 registry in one MULTI/EXEC, which works on a cluster, at the price of keeping all flags in one
 slot (one shard). Flags are few and small; an application that checks them very often should
-also cache them in process. ``prefix`` is used verbatim (default ``"feature:"``).
+also cache them in process. ``prefix`` is the literal start of every key and ends with ``:``
+(default ``"feature:"``); in a notebook, ``ns.prefix_for("feature")``.
+
+Bad input (an empty or padded flag name, a blank user id, an int user id beyond 64 bits, a
+percent that is not a finite number in ``[0, 100]`` in 0.01 steps, a ``bool``) raises
+TypeError/ValueError naming the argument before anything is sent.
 
 What it does not do: targeting rules beyond user ids (country, plan...), flag variants
 other than on/off, or an audit log of changes.
@@ -45,45 +50,36 @@ other than on/off, or an audit log of changes.
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from labkit.keys import as_text, check_prefix
+from redis.typing import EncodableT, FieldT
+
+from labkit import checks
+from labkit.checks import as_text
+from labkit.client import Client
 
 BUCKETS = 10_000  # rollout resolution: 0.01 percentage points
 _USER_FIELD = "u:"
 
 
-def _text(value: Any) -> str | None:
-    """A reply as ``str`` (or None), whether or not the client decodes responses."""
-    return None if value is None else as_text(value)
+def _decoded(reply: Sequence[Any]) -> list[str | None]:
+    """An HMGET reply as text, missing fields as None, whether or not the client decodes."""
+    return [None if value is None else as_text(value) for value in reply]
 
 
-def _check_flag(flag: Any) -> str:
-    if not isinstance(flag, str):
-        raise TypeError(f"flag must be a str, not {type(flag).__name__}")
-    if not flag or flag != flag.strip():
-        raise ValueError(f"flag must be a non-empty name without surrounding spaces, got {flag!r}")
-    return flag
+def _flag(flag: object) -> str:
+    """A flag name: non-empty text without surrounding spaces (they would hide in a UI)."""
+    name = checks.text("flag", flag)
+    if name != name.strip():
+        raise ValueError(f"flag must be a name without surrounding spaces, got {name!r}")
+    return name
 
 
-def _check_user(user_id: Any) -> str:
-    if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
-        raise TypeError(f"user_id must be a str or int, not {type(user_id).__name__}")
-    text = str(user_id)
-    if not text:
-        raise ValueError("user_id must be non-empty")
-    return text
-
-
-def _check_percent(percent: Any) -> int:
+def _percent(percent: object) -> int:
     """A percent as a whole number of buckets (hundredths of a percent), 0 .. BUCKETS."""
-    if isinstance(percent, bool) or not isinstance(percent, (int, float)):
-        raise TypeError(f"percent must be a number, not {type(percent).__name__}")
-    if not (math.isfinite(percent) and 0 <= percent <= 100):
-        raise ValueError(f"percent must be between 0 and 100, got {percent!r}")
-    hundredths = percent * (BUCKETS // 100)
+    value = checks.number("percent", percent, low=0, high=100)
+    hundredths = value * (BUCKETS // 100)
     buckets = round(hundredths)
     if abs(hundredths - buckets) > 1e-6:  # float noise (0.1 + 0.2) is fine, 0.075 is not
         raise ValueError(
@@ -99,7 +95,8 @@ def _threshold(rollout: str | None) -> int:
 
 def bucket(flag: str, user_id: str | int) -> int:
     """The user's stable bucket for ``flag``, in ``0 .. BUCKETS - 1`` (same in every process)."""
-    text = f"{_check_flag(flag)}\x00{_check_user(user_id)}".encode()
+    name, user = _flag(flag), checks.user_id("user_id", user_id)
+    text = f"{name}\x00{user}".encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") % BUCKETS
 
 
@@ -120,19 +117,23 @@ def _decide(
 class FeatureFlags:
     """Flags in Redis: ``FeatureFlags(r).is_enabled("new-checkout", user_id=42)``."""
 
-    def __init__(self, r: Any, prefix: str = "feature:") -> None:
+    def __init__(self, r: Client, prefix: str = "feature:") -> None:
         self.r = r
-        self.prefix = check_prefix(prefix)
+        self.prefix = checks.prefix(prefix)
 
     # -- keys ------------------------------------------------------------------------------
 
     def _key(self, flag: str | None = None) -> str:
         """The one place key names are built: the registry, or one flag's hash."""
-        registry = f"{self.prefix}{{flags}}"
-        return registry if flag is None else f"{registry}:{flag}"
+        part = "names" if flag is None else f"flag:{flag}"
+        return f"{self.prefix}{{flags}}:{part}"
 
     def _write(
-        self, flag: str, mapping: dict[str, str], *, create_only: dict[str, str] | None = None
+        self,
+        flag: str,
+        mapping: dict[FieldT, EncodableT],
+        *,
+        create_only: dict[str, str] | None = None,
     ) -> None:
         """Set fields of a flag and register it, atomically (MULTI/EXEC on one slot)."""
         key = self._key(flag)
@@ -151,19 +152,19 @@ class FeatureFlags:
         A flag that has no rollout yet (new, or only ever disabled) starts at 100%. To take
         a partly rolled out flag to everyone, use ``set_rollout(flag, 100)``.
         """
-        self._write(_check_flag(flag), {"enabled": "1"}, create_only={"rollout": "100"})
+        self._write(_flag(flag), {"enabled": "1"}, create_only={"rollout": "100"})
 
     def disable(self, flag: str) -> None:
         """Off for everyone, overrides included (kill switch). Rollout and overrides are kept."""
-        self._write(_check_flag(flag), {"enabled": "0"})
+        self._write(_flag(flag), {"enabled": "0"})
 
     def set_rollout(self, flag: str, percent: float) -> None:
         """Switch the flag on for ``percent`` % of users (stable buckets).
 
         ``0 <= percent <= 100`` in steps of 0.01 (a finer percent raises ValueError).
         """
-        buckets = _check_percent(percent)
-        self._write(_check_flag(flag), {"enabled": "1", "rollout": repr(buckets / 100)})
+        buckets = _percent(percent)
+        self._write(_flag(flag), {"enabled": "1", "rollout": repr(buckets / 100)})
 
     def enable_for_user(self, flag: str, user_id: str | int) -> None:
         """Force the flag on for one user (a new flag starts switched on at 0% rollout)."""
@@ -175,16 +176,16 @@ class FeatureFlags:
 
     def clear_user(self, flag: str, user_id: str | int) -> bool:
         """Drop a user's override (the rollout decides again); True if there was one."""
-        key = self._key(_check_flag(flag))
-        return bool(self.r.hdel(key, _USER_FIELD + _check_user(user_id)))
+        key = self._key(_flag(flag))
+        return bool(self.r.hdel(key, _USER_FIELD + checks.user_id("user_id", user_id)))
 
     def _override(self, flag: str, user_id: str | int, value: str) -> None:
-        name, user = _check_flag(flag), _check_user(user_id)
+        name, user = _flag(flag), checks.user_id("user_id", user_id)
         self._write(name, {_USER_FIELD + user: value}, create_only={"enabled": "1", "rollout": "0"})
 
     def delete(self, flag: str) -> bool:
         """Remove a flag entirely (it then reads as off); True if it existed."""
-        name = _check_flag(flag)
+        name = _flag(flag)
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(self._key(name))
         pipe.srem(self._key(), name)
@@ -194,26 +195,25 @@ class FeatureFlags:
 
     def is_enabled(self, flag: str, user_id: str | int | None = None) -> bool:
         """Is ``flag`` on for ``user_id`` (or for an anonymous caller)? One HMGET."""
-        name = _check_flag(flag)
+        name = _flag(flag)
         if user_id is None:
-            enabled, rollout = self.r.hmget(self._key(name), ["enabled", "rollout"])
-            return _decide(_text(enabled), _text(rollout), None, None)
-        user = _check_user(user_id)
-        enabled, rollout, override = self.r.hmget(
-            self._key(name), ["enabled", "rollout", _USER_FIELD + user]
+            enabled, rollout = _decoded(self.r.hmget(self._key(name), ["enabled", "rollout"]))
+            return _decide(enabled, rollout, None, None)
+        user = checks.user_id("user_id", user_id)
+        enabled, rollout, override = _decoded(
+            self.r.hmget(self._key(name), ["enabled", "rollout", _USER_FIELD + user])
         )
-        return _decide(_text(enabled), _text(rollout), _text(override), bucket(name, user))
+        return _decide(enabled, rollout, override, bucket(name, user))
 
     def is_enabled_many(self, flag: str, user_ids: Iterable[str | int]) -> list[bool]:
         """``is_enabled`` for many users with one HMGET (one round trip), same decision."""
-        name = _check_flag(flag)
-        users = [_check_user(u) for u in user_ids]
+        name = _flag(flag)
+        users = [checks.user_id("user_id", u) for u in user_ids]
         fields = ["enabled", "rollout", *(_USER_FIELD + u for u in users)]
-        reply = self.r.hmget(self._key(name), fields)
-        enabled, rollout = _text(reply[0]), _text(reply[1])
+        enabled, rollout, *overrides = _decoded(self.r.hmget(self._key(name), fields))
         return [
-            _decide(enabled, rollout, _text(override), bucket(name, user))
-            for user, override in zip(users, reply[2:], strict=True)
+            _decide(enabled, rollout, override, bucket(name, user))
+            for user, override in zip(users, overrides, strict=True)
         ]
 
     def get(self, flag: str) -> dict[str, Any] | None:
@@ -221,20 +221,20 @@ class FeatureFlags:
 
         ``rollout`` is 0.0 for a flag that has none yet (only ever disabled).
         """
-        raw = self.r.hgetall(self._key(_check_flag(flag)))
+        raw = self.r.hgetall(self._key(_flag(flag)))
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {as_text(k): as_text(v) for k, v in raw.items()}
         return {
             "enabled": fields.get("enabled") == "1",
             "rollout": float(fields.get("rollout") or 0),
             "overrides": {
-                str(k)[len(_USER_FIELD) :]: v == "1"
+                k[len(_USER_FIELD) :]: v == "1"
                 for k, v in fields.items()
-                if str(k).startswith(_USER_FIELD)
+                if k.startswith(_USER_FIELD)
             },
         }
 
     def list_flags(self) -> list[str]:
         """Every flag's name, sorted."""
-        return sorted(str(_text(name)) for name in self.r.smembers(self._key()))
+        return sorted(as_text(name) for name in self.r.smembers(self._key()))

@@ -33,28 +33,31 @@ Keys (all share the hash tag ``{name}``, so scripts work on a cluster)::
     <prefix>{<name>}:distinct   ZSET  score-string -> score, one entry per distinct score
     <prefix>{<name>}:counts     HASH  score-string -> how many members hold that score
 
-``prefix`` is used verbatim (default ``"leaderboard:"``); pass ``namespace.prefix`` in a
-notebook or test.
+``prefix`` is the literal start of every key and ends with ``:`` (default ``"leaderboard:"``);
+in a notebook or test pass ``ns.prefix_for("leaderboard")``.
 
-What it guarantees: every operation is atomic (one command or one Lua script) and one round
-trip (scripts run by EVALSHA; the first call on a fresh server also loads the script); the
-three keys always agree as long as they are written only through this class.
-Scores are finite: ``set_score``/``add_many`` refuse ``nan``/``inf``, and an ``increment``
-whose sum would overflow to infinity is refused with the board left unchanged.
-What it does not: scores are IEEE doubles (integers are exact only up to 2**53); ``add_many``
+What it guarantees: every operation is atomic (one command or one Lua script, the scripts in
+``labkit/lua/leaderboard/``) and one round trip (scripts run by EVALSHA; the first call on a
+fresh server also loads the script); the three keys always agree as long as they are written
+only through this class. Bad input raises TypeError/ValueError naming the argument before
+anything is sent: a score or increment that is not a finite number in
+``[-(2**53 - 1), 2**53 - 1]``, a count ``n`` that is not an int in ``[0, 2**52]``, a ``bool``
+where a number is expected, an empty member. Integer scores stay exact: from ``2**53`` on a
+double can no longer tell ``x`` from ``x + 1``, so such scores are refused, and an
+``increment`` whose sum would reach that far is refused with the board left unchanged.
+What it does not: scores are IEEE doubles (0.1 is stored as the nearest double); ``add_many``
 is atomic per batch, not across batches; writing the ``scores`` key directly (a bare ZADD)
 leaves the dense-rank companion keys stale.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal, NamedTuple
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple, cast
 
-from redis.cluster import RedisCluster
-
-from labkit.keys import as_text, check_prefix
+from labkit import checks, scripts
+from labkit.checks import as_text
+from labkit.client import Client, is_cluster
 
 RankMethod = Literal["ordinal", "competition", "dense"]
 RANK_METHODS: tuple[str, ...] = ("ordinal", "competition", "dense")
@@ -68,29 +71,16 @@ class Entry(NamedTuple):
     score: float
 
 
-def _check_name(arg: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{arg} must be a str, not {type(value).__name__}")
-    if not value:
-        raise ValueError(f"{arg} must be a non-empty string")
-    return value
+# Scores and increments are doubles in Redis and in Lua; from 2**53 on adjacent integers
+# collapse (2**53 + 1 == 2**53), so an increment by 1 would silently change nothing.
+MAX_SCORE = checks.MAX_EXACT - 1
+# A window of n rows reaches position pos + n, a Lua double: keep it an exact integer.
+MAX_WINDOW = checks.MAX_EXACT // 2
 
 
-def _check_score(arg: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{arg} must be a number, not {type(value).__name__}: {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{arg} must be finite, got {value!r}")
-    return number + 0.0  # -0.0 -> 0.0, so 0 and -0 are one distinct score
-
-
-def _check_count(arg: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{arg} must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{arg} must be >= 0, got {value}")
-    return value
+def _score(arg: str, value: object) -> float:
+    """A finite score in [-(2**53 - 1), 2**53 - 1], -0.0 folded into 0.0 (one distinct score)."""
+    return checks.number(arg, value, low=-MAX_SCORE, high=MAX_SCORE) + 0.0
 
 
 class Leaderboard:
@@ -100,168 +90,32 @@ class Leaderboard:
     default for ``get_rank``, ``get_top`` and ``get_around_me``; each also takes ``method=``.
     """
 
-    # Set or increment one member's score and keep the distinct-score companions in step.
-    # KEYS[1] scores zset, KEYS[2] distinct-scores zset, KEYS[3] score -> member-count hash
-    # ARGV[1] member, ARGV[2] score ("set") or delta ("incr"), ARGV[3] "set" | "incr"
-    # Returns the member's new score as Redis formats it, or nil, writing nothing, when an
-    # increment would overflow to +-inf (ZINCRBY would store it; the sum is the same double).
-    WRITE_SCRIPT = """
-local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local new
-if ARGV[3] == 'incr' then
-  local sum = tonumber(ARGV[2])
-  if old then sum = sum + tonumber(old) end
-  if sum ~= sum or sum == math.huge or sum == -math.huge then return false end
-  new = redis.call('ZINCRBY', KEYS[1], ARGV[2], ARGV[1])
-else
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-  new = redis.call('ZSCORE', KEYS[1], ARGV[1])
-end
-if old ~= new then
-  if old then
-    if redis.call('HINCRBY', KEYS[3], old, -1) <= 0 then
-      redis.call('HDEL', KEYS[3], old)
-      redis.call('ZREM', KEYS[2], old)
-    end
-  end
-  if redis.call('HINCRBY', KEYS[3], new, 1) == 1 then
-    redis.call('ZADD', KEYS[2], new, new)
-  end
-end
-return new
-"""
-
-    # Set many scores at once (a bulk load), atomically for this batch.
-    # KEYS[1] scores zset, KEYS[2] distinct-scores zset, KEYS[3] score -> member-count hash
-    # ARGV[1], ARGV[2], ... member, score, member, score, ... (each member at most once)
-    # Returns how many members were new to the board. Reads old and new scores with ZMSCORE
-    # (Redis 6.2+) in chunks of 1000 and updates each changed score's count once; on a
-    # server without ZMSCORE it falls back to one ZSCORE per member.
-    ADD_MANY_SCRIPT = """
-local probe = redis.pcall('ZMSCORE', KEYS[1], '')
-local has_zmscore = not probe.err
-local function scores_of(members)
-  if has_zmscore then return redis.call('ZMSCORE', KEYS[1], unpack(members)) end
-  local out = {}
-  for i = 1, #members do out[i] = redis.call('ZSCORE', KEYS[1], members[i]) end
-  return out
-end
-local added, delta = 0, {}
-local total = #ARGV / 2
-for first = 1, total, 1000 do
-  local last = math.min(total, first + 999)
-  local members, pairs_ = {}, {}
-  for i = first, last do
-    members[#members + 1] = ARGV[2 * i - 1]
-    pairs_[#pairs_ + 1] = ARGV[2 * i]
-    pairs_[#pairs_ + 1] = ARGV[2 * i - 1]
-  end
-  local old = scores_of(members)
-  added = added + redis.call('ZADD', KEYS[1], unpack(pairs_))
-  local new = scores_of(members)
-  for i = 1, #members do
-    if old[i] ~= new[i] then
-      if old[i] then delta[old[i]] = (delta[old[i]] or 0) - 1 end
-      delta[new[i]] = (delta[new[i]] or 0) + 1
-    end
-  end
-end
-for score, d in pairs(delta) do
-  if d ~= 0 then
-    local count = redis.call('HINCRBY', KEYS[3], score, d)
-    if count <= 0 then
-      redis.call('HDEL', KEYS[3], score)
-      redis.call('ZREM', KEYS[2], score)
-    elseif count == d then
-      redis.call('ZADD', KEYS[2], score, score)
-    end
-  end
-end
-return added
-"""
-
-    # Remove one member.
-    # KEYS[1] scores zset, KEYS[2] distinct-scores zset, KEYS[3] score -> member-count hash
-    # ARGV[1] member. Returns 1 if it was on the board, else 0.
-    REMOVE_SCRIPT = """
-local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not old then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-if redis.call('HINCRBY', KEYS[3], old, -1) <= 0 then
-  redis.call('HDEL', KEYS[3], old)
-  redis.call('ZREM', KEYS[2], old)
-end
-return 1
-"""
-
-    # Tie-sharing rank of one member.
-    # KEYS[1] scores zset, KEYS[2] distinct-scores zset
-    # ARGV[1] member, ARGV[2] "competition" | "dense". Returns the rank, or nil if unknown.
-    RANK_SCRIPT = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return false end
-local key = KEYS[1]
-if ARGV[2] == 'dense' then key = KEYS[2] end
-return redis.call('ZCOUNT', key, '(' .. score, '+inf') + 1
-"""
-
-    # A window of the board: the top n, or n above and n below a member.
-    # KEYS[1] scores zset, KEYS[2] distinct-scores zset
-    # ARGV[1] "top" | "around", ARGV[2] member (for "around"), ARGV[3] n,
-    # ARGV[4] "ordinal" | "competition" | "dense"
-    # Returns {first 0-based position, members strictly above the first row (competition) or
-    # distinct scores above it (dense), {member, score, ...}}, or nil for an unknown member.
-    WINDOW_SCRIPT = """
-local n = tonumber(ARGV[3])
-local start, stop = 0, n - 1
-if ARGV[1] == 'around' then
-  local pos = redis.call('ZREVRANK', KEYS[1], ARGV[2])
-  if not pos then return false end
-  start = math.max(0, pos - n)
-  stop = pos + n
-end
-local items = redis.call('ZREVRANGE', KEYS[1], start, stop, 'WITHSCORES')
-local above = 0
-if #items > 0 and ARGV[4] ~= 'ordinal' then
-  local key = KEYS[1]
-  if ARGV[4] == 'dense' then key = KEYS[2] end
-  above = redis.call('ZCOUNT', key, '(' .. items[2], '+inf')
-end
-return {start, above, items}
-"""
-
-    # Share of the board strictly below a member.
-    # KEYS[1] scores zset; ARGV[1] member. Returns {members strictly below, board size}, or nil.
-    PERCENTILE_SCRIPT = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return false end
-return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD', KEYS[1])}
-"""
+    # The scripts, each in labkit/lua/leaderboard/ with its KEYS, ARGV and reply.
+    WRITE_SCRIPT = scripts.load("leaderboard/write")
+    ADD_MANY_SCRIPT = scripts.load("leaderboard/add_many")
+    REMOVE_SCRIPT = scripts.load("leaderboard/remove")
+    RANK_SCRIPT = scripts.load("leaderboard/rank")
+    WINDOW_SCRIPT = scripts.load("leaderboard/window")
+    PERCENTILE_SCRIPT = scripts.load("leaderboard/percentile")
 
     def __init__(
         self,
-        r: Any,
+        r: Client,
         name: str,
         *,
         prefix: str = "leaderboard:",
         rank_method: RankMethod = "ordinal",
     ) -> None:
-        _check_name("name", name)
-        if "{" in name or "}" in name:
-            raise ValueError(
-                f"name must not contain '{{' or '}}' (it is the hash tag), got {name!r}"
-            )
-        check_prefix(prefix)
-        self.rank_method: RankMethod = self._check_method(rank_method)
+        self.name = checks.tag_safe("name", name)
+        self.prefix = checks.prefix(prefix)
+        self.rank_method: RankMethod = self._check_method("rank_method", rank_method)
         self.r = r
-        self.name = name
-        self.prefix = prefix
-        self._write = r.register_script(self.WRITE_SCRIPT)
-        self._add_many = r.register_script(self.ADD_MANY_SCRIPT)
-        self._remove = r.register_script(self.REMOVE_SCRIPT)
-        self._rank = r.register_script(self.RANK_SCRIPT)
-        self._window = r.register_script(self.WINDOW_SCRIPT)
-        self._percentile = r.register_script(self.PERCENTILE_SCRIPT)
+        self._write = scripts.register(r, self.WRITE_SCRIPT)
+        self._add_many = scripts.register(r, self.ADD_MANY_SCRIPT)
+        self._remove = scripts.register(r, self.REMOVE_SCRIPT)
+        self._rank = scripts.register(r, self.RANK_SCRIPT)
+        self._window = scripts.register(r, self.WINDOW_SCRIPT)
+        self._percentile = scripts.register(r, self.PERCENTILE_SCRIPT)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -275,35 +129,34 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
         return [self._key("scores"), self._key("distinct"), self._key("counts")]
 
     @staticmethod
-    def _check_method(method: Any) -> RankMethod:
-        if method not in RANK_METHODS:
-            raise ValueError(f"rank_method must be one of {RANK_METHODS}, got {method!r}")
-        return method  # type: ignore[no-any-return]
+    def _check_method(arg: str, method: object) -> RankMethod:
+        return cast(RankMethod, checks.choice(arg, method, RANK_METHODS))
 
     def _method(self, method: str | None) -> RankMethod:
-        return self.rank_method if method is None else self._check_method(method)
+        return self.rank_method if method is None else self._check_method("method", method)
 
     # -- writes ----------------------------------------------------------------------------
 
     def set_score(self, member: str, score: float) -> None:
         """Set ``member``'s score (adding the member if new)."""
-        _check_name("member", member)
-        value = _check_score("score", score)
+        checks.text("member", member)
+        value = _score("score", score)
         self._write(keys=self.keys, args=[member, repr(value), "set"])
 
     def increment(self, member: str, by: float = 1) -> float:
         """Add ``by`` to ``member``'s score (0 if new); return the new score.
 
-        A sum that overflows a double (past about +-1.8e308) raises ValueError and leaves the
-        board unchanged, as ``set_score`` refuses a non-finite score.
+        ``by`` is in ``[-(2**53 - 1), 2**53 - 1]``; a sum beyond that (where a double can no
+        longer tell adjacent integers apart) raises ValueError and leaves the board unchanged,
+        as ``set_score`` refuses such a score.
         """
-        _check_name("member", member)
-        delta = _check_score("by", by)
+        checks.text("member", member)
+        delta = _score("by", by)
         new = self._write(keys=self.keys, args=[member, repr(delta), "incr"])
         if new is None:
             raise ValueError(
-                f"by={by!r} would take {member!r}'s score past the largest finite double; "
-                "the board is unchanged"
+                f"by={by!r} would take {member!r}'s score beyond +-(2**53 - 1) (= {MAX_SCORE}), "
+                "where scores are no longer exact; the board is unchanged"
             )
         return float(new)
 
@@ -318,12 +171,11 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
             raise TypeError(
                 f"scores must be a mapping of member -> score, not {type(scores).__name__}"
             )
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+        checks.integer("batch", batch, low=1)
         checked: list[tuple[float, str]] = []
         for member, score in scores.items():
-            _check_name("member", member)
-            checked.append((_check_score(f"score of {member!r}", score), member))
+            checks.text("member", member)
+            checked.append((_score(f"score of {member!r}", score), member))
         if not checked:
             return 0
         # Sent in score order: each insert then lands next to the previous one in the skip
@@ -335,7 +187,7 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
             args += [member, repr(score)]
         step = 2 * batch
         chunks = [args[i : i + step] for i in range(0, len(args), step)]
-        if isinstance(self.r, RedisCluster):  # a cluster pipeline refuses scripts
+        if is_cluster(self.r):  # a cluster pipeline refuses scripts
             return sum(int(self._add_many(keys=self.keys, args=chunk)) for chunk in chunks)
         pipe = self.r.pipeline(transaction=False)
         for chunk in chunks:
@@ -344,7 +196,7 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
 
     def remove(self, member: str) -> bool:
         """Remove ``member``; True if it was on the board."""
-        _check_name("member", member)
+        checks.text("member", member)
         return bool(self._remove(keys=self.keys, args=[member]))
 
     def clear(self) -> int:
@@ -359,23 +211,23 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
 
     def get_score(self, member: str) -> float | None:
         """``member``'s score, or None if not on the board."""
-        _check_name("member", member)
+        checks.text("member", member)
         score = self.r.zscore(self._key("scores"), member)
         return None if score is None else float(score)
 
     def get_rank(self, member: str, *, method: RankMethod | None = None) -> int | None:
         """1-based rank, highest score first, ties per ``method``; None if not on the board."""
-        _check_name("member", member)
+        checks.text("member", member)
         how = self._method(method)
         if how == "ordinal":
-            pos = self.r.zrevrank(self._key("scores"), member)
+            pos: Any = self.r.zrevrank(self._key("scores"), member)  # no WITHSCORE: an int
             return None if pos is None else int(pos) + 1
         rank = self._rank(keys=self.keys[:2], args=[member, how])
         return None if rank is None else int(rank)
 
     def get_top(self, n: int, *, method: RankMethod | None = None) -> list[Entry]:
         """The ``n`` highest members (fewer if the board is smaller), ranked per ``method``."""
-        _check_count("n", n)
+        checks.integer("n", n, low=0, high=MAX_WINDOW)
         how = self._method(method)
         if n == 0:
             return []
@@ -390,8 +242,8 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
         Neighbours are taken in Redis's ordinal order; ranks shown follow ``method``.
         None if ``member`` is not on the board.
         """
-        _check_name("member", member)
-        _check_count("n", n)
+        checks.text("member", member)
+        checks.integer("n", n, low=0, high=MAX_WINDOW)
         how = self._method(method)
         reply = self._window(keys=self.keys[:2], args=["around", member, n, how])
         return None if reply is None else self._entries(reply, how)
@@ -404,7 +256,7 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
         (100 * (n - 1) / n when the leader's score is unique). None if ``member`` is not on
         the board.
         """
-        _check_name("member", member)
+        checks.text("member", member)
         reply = self._percentile(keys=self.keys[:1], args=[member])
         if reply is None:
             return None
@@ -429,20 +281,3 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score), redis.call('ZCARD',
             rows.append(Entry(rank, member, score))
             prev_score = score
         return rows
-
-
-def rank_frame(scores: Iterable[tuple[str, float]]) -> Any:
-    """The reference ranking of ``(member, score)`` pairs with pandas, for checking a board.
-
-    Columns ``member, score, ordinal, competition, dense``. ``ordinal`` reproduces Redis's
-    tie order (score descending, then member descending); the other two are pandas'
-    ``rank(method="min")`` and ``rank(method="dense")`` on descending scores.
-    """
-    import pandas as pd
-
-    frame = pd.DataFrame(list(scores), columns=["member", "score"])
-    frame = frame.sort_values(["score", "member"], ascending=False, kind="mergesort")
-    frame["ordinal"] = range(1, len(frame) + 1)
-    frame["competition"] = frame["score"].rank(method="min", ascending=False).astype(int)
-    frame["dense"] = frame["score"].rank(method="dense", ascending=False).astype(int)
-    return frame.reset_index(drop=True)

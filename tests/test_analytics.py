@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 import redis
+from helpers import is_int, is_number, numbers, refused_cleanly_or_accepted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.cluster import RedisCluster
@@ -219,7 +221,7 @@ def test_active_users_on_a_cluster_copies_days_under_one_hash_tag(r, ns, monkeyp
     for day in range(3):
         a.add_users(utc_day(T0 + day * 86_400), range(day * 50, day * 50 + 100))
     expected = {m: a.active_users("2026-12-01", 3, m) for m in ALL}
-    monkeypatch.setattr(analytics, "_is_cluster", lambda client: True)
+    monkeypatch.setattr(analytics, "is_cluster", lambda client: True)
     assert {m: a.active_users("2026-12-01", 3, m) for m in ALL} == expected
     assert expected["set"] == 200
     assert a.active_users("2026-12-31", 3, "set") == 0  # no day exists
@@ -344,7 +346,6 @@ def test_empty_string_user_id_is_refused(r, ns):
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [
-        ({"prefix": ""}, ValueError, "prefix"),
         ({"prefix": "a{b}:"}, ValueError, "prefix"),
         ({"methods": ()}, ValueError, "methods"),
         ({"methods": ("set", "cms")}, ValueError, "methods"),
@@ -388,3 +389,183 @@ def test_bad_query_arguments_are_refused(r, ns):
     with pytest.raises(ValueError, match="kind"):
         a.key(DAY, "users")
     assert ns.keys() == []
+
+
+# -- bad input from the issue: refused before anything is counted -------------------------
+
+
+def test_out_of_range_stream_cap_or_retention_is_refused_before_anything_is_counted(r, ns):
+    """Regression: stream_maxlen=2**63 was accepted, then every track_event counted the event
+    (HINCRBY, SADD, PFADD ran) and failed at XADD; MULTI/EXEC does not roll back, so a
+    retrying caller double-counted."""
+    for kwargs, name in [
+        ({"stream_maxlen": 2**63}, "stream_maxlen"),
+        ({"stream_maxlen": 10**400}, "stream_maxlen"),
+        ({"retention": 2**63}, "retention"),
+        ({"retention": analytics.MAX_RETENTION + 1}, "retention"),
+        ({"retention": -1}, "retention"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            make(r, ns, **kwargs)
+    assert ns.keys() == []
+    # the extremes that are accepted work in full: every key written, every expiry set
+    a = make(r, ns, stream_maxlen=2**63 - 1, retention=analytics.MAX_RETENTION)
+    a.track_event("view", 1, ts=T0)
+    assert a.get_daily_stats(DAY)["total_events"] == 1
+    assert len(written(ns)) == 5 and all(r.ttl(key) > 0 for key in written(ns))
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        1_764_374_400_000_000_000,  # time.time_ns(): read as seconds, the year 5e10
+        1_764_374_400_000,  # milliseconds
+        2**34 + 1,
+        10**400,
+        1e300,
+        datetime(1969, 12, 31, 23, 59, tzinfo=UTC),
+    ],
+)
+def test_timestamps_out_of_range_are_refused_naming_ts(r, ns, ts):
+    a = make(r, ns)
+    with pytest.raises(ValueError, match=r"^ts "):
+        a.track_event("view", 1, ts=ts)
+    with pytest.raises(ValueError, match=r"events\[1\]\['ts'\]"):
+        a.track_events(
+            [{"event": "view", "user_id": 1, "ts": T0}, {"event": "v", "user_id": 1, "ts": ts}]
+        )
+    assert ns.keys() == []
+
+
+def test_a_clock_in_nanoseconds_is_refused_naming_the_clock(r, ns):
+    a = make(r, ns, clock=time.time_ns)
+    with pytest.raises(ValueError, match=r"clock\(\)"):
+        a.track_event("view", 1)
+    assert ns.keys() == []
+
+
+def test_active_users_before_1970_names_the_arguments_passed(r, ns):
+    """Regression: a window reaching before 1970 failed with "ts must be ...", an argument
+    the caller never passed."""
+    a = make(r, ns)
+    with pytest.raises(
+        ValueError, match=r"^days must be between 1 and 3 for end_date='1970-01-03'"
+    ):
+        a.active_users("1970-01-03", 7)
+    with pytest.raises(ValueError, match=r"^end_date"):
+        a.active_users("1969-12-31", 1)
+    with pytest.raises(ValueError, match=r"^end_date"):
+        a.active_users("0001-01-01", 366)
+    assert a.active_users("1970-01-03", 3, "set") == 0
+    assert a.active_users("1970-01-01", 1) == 0
+    assert ns.keys() == []
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda a: a.events(DAY, count=2**63), ValueError, "count"),
+        (lambda a: a.events(DAY, count=True), TypeError, "count"),
+        (lambda a: a.track_event("v", 2**63, ts=T0), ValueError, "user_id"),
+        (lambda a: a.track_event("v", 10**5000, ts=T0), ValueError, "user_id"),
+        (lambda a: a.track_event("v", 1, ts=T0, n=2**63), ValueError, "'n'"),
+        (lambda a: a.track_event("v", 1, ts=T0, n=True), TypeError, "'n'"),
+        (lambda a: a.track_events([{"event": "v", "user_id": 1, 5: "x"}]), TypeError, "name"),
+        (lambda a: a.track_events([], batch=2**63), ValueError, "batch"),
+        (lambda a: a.add_users(DAY, [1, 2**63]), ValueError, r"user_ids\[1\]"),
+        (lambda a: a.add_users(DAY, np.array([1, 2**63], dtype=np.uint64)), ValueError, "user_ids"),
+        (lambda a: a.add_users(DAY, np.array([1.0, 2.0])), TypeError, r"user_ids\[0\]"),
+        (lambda a: a.add_users(DAY, "123"), TypeError, "user_ids"),
+        (lambda a: a.active_users(DAY, 2**63), ValueError, "days"),
+        (lambda a: a.active_users(DAY, True), TypeError, "days"),
+    ],
+)
+def test_huge_and_odd_numbers_are_refused_before_redis(r, ns, call, error, words):
+    a = Analytics(r, ns.key("a") + ":", methods=("set", "hll"))
+    with pytest.raises(error, match=words):
+        call(a)
+    assert ns.keys() == []
+
+
+def test_the_64_bit_extremes_that_are_accepted_work(r, ns):
+    a = Analytics(r, ns.key("a") + ":", methods=("set", "hll"))
+    a.track_event("v", 2**63 - 1, ts=2**34, low=-(2**63), high=2**63 - 1)
+    day = utc_day(2**34)
+    assert a.unique_users(day) == 1
+    assert a.events(day, count=2**63 - 1)[0]["low"] == str(-(2**63))
+    assert a.add_users(DAY, (u for u in (0, 2**63 - 1))) == 2
+
+
+# -- property: every numeric argument, extremes included, is refused cleanly or accepted ----
+
+MAX_INT = 2**63 - 1
+# method -> (the argument under test, the call, is the value in the documented range?)
+CALLS = {
+    "Analytics stream_maxlen": (
+        "stream_maxlen",
+        lambda a, r, p, v: Analytics(r, p, methods=ALL, stream_maxlen=v).track_event("e", 1, T0),
+        lambda v: is_int(v, 1, MAX_INT),
+    ),
+    "Analytics retention": (
+        "retention",
+        lambda a, r, p, v: Analytics(r, p, methods=ALL, retention=v).track_event("e", 1, T0),
+        lambda v: is_int(v, 1, analytics.MAX_RETENTION),
+    ),
+    "track_event ts": (
+        "ts",
+        lambda a, r, p, v: a.track_event("e", 1, ts=v),
+        lambda v: is_number(v, 0, 2**34),
+    ),
+    "track_event user_id": (
+        "user_id",
+        lambda a, r, p, v: a.track_event("e", v, ts=T0),
+        lambda v: is_int(v, 0, 2**32 - 1),
+    ),
+    "track_event metadata": (
+        "metadata 'n'",
+        lambda a, r, p, v: a.track_event("e", 1, ts=T0, n=v),
+        lambda v: is_int(v, -(2**63), MAX_INT) or (type(v) is float and math.isfinite(v)),
+    ),
+    "track_events batch": (
+        "batch",
+        lambda a, r, p, v: a.track_events([{"event": "e", "user_id": 1, "ts": T0}], batch=v),
+        lambda v: is_int(v, 1, MAX_INT),
+    ),
+    "add_users user_ids": (
+        "user_ids[1]",
+        lambda a, r, p, v: a.add_users(DAY, [7, v]),
+        lambda v: is_int(v, 0, 2**32 - 1),
+    ),
+    "add_users batch": (
+        "batch",
+        lambda a, r, p, v: a.add_users(DAY, [7], batch=v),
+        lambda v: is_int(v, 1, MAX_INT),
+    ),
+    "active_users days": (
+        "days",
+        lambda a, r, p, v: a.active_users(DAY, v),
+        lambda v: is_int(v, 1, 366),
+    ),
+    "events count": (
+        "count",
+        lambda a, r, p, v: a.events(DAY, count=v),
+        lambda v: is_int(v, 1, MAX_INT),
+    ),
+}
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    method=st.sampled_from(sorted(CALLS)),
+    value=numbers(366, 367, analytics.MAX_RETENTION, analytics.MAX_RETENTION + 1),
+)
+def test_numeric_arguments_are_refused_before_any_write_or_accepted(r, ns, method, value):
+    """Property: a value outside the documented range raises TypeError/ValueError naming the
+    argument and leaves no key; a value inside it works, Redis included."""
+    ns.cleanup()
+    prefix = ns.prefix_for("p")
+    a = Analytics(r, prefix, methods=ALL)
+    arg, call, valid = CALLS[method]
+    refused_cleanly_or_accepted(ns, arg, lambda v: call(a, r, prefix, v), valid(value), value)

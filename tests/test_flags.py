@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import threading
 
 import pytest
 import redis
+from helpers import is_int, is_number, numbers, refused_cleanly_or_accepted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.cluster import RedisCluster
@@ -268,7 +270,8 @@ def test_concurrent_overrides_are_all_kept(flags: FeatureFlags) -> None:
 def test_keys_share_one_hash_slot_under_the_prefix(flags: FeatureFlags, ns: Namespace) -> None:
     flags.enable("x")
     flags.enable("y")
-    assert ns.keys() == [ns.prefix + "{flags}", ns.prefix + "{flags}:x", ns.prefix + "{flags}:y"]
+    tagged = ns.prefix + "{flags}:"
+    assert ns.keys() == [tagged + "flag:x", tagged + "flag:y", tagged + "names"]
 
 
 @pytest.mark.parametrize(
@@ -287,6 +290,16 @@ def test_keys_share_one_hash_slot_under_the_prefix(flags: FeatureFlags, ns: Name
         (lambda f: f.is_enabled("x", user_id=1.5), TypeError, "user_id"),
         (lambda f: f.enable_for_user("x", True), TypeError, "user_id"),
         (lambda f: f.is_enabled_many("x", [1, None]), TypeError, "user_id"),
+        (lambda f: f.set_rollout("x", 10**400), ValueError, "percent"),
+        (lambda f: f.set_rollout("x", 1e308), ValueError, "percent"),
+        (lambda f: f.set_rollout("x", -math.inf), ValueError, "percent"),
+        (lambda f: f.set_rollout("x", 100.00001), ValueError, "percent"),
+        (lambda f: f.set_rollout("x", -5e-324), ValueError, "percent"),
+        (lambda f: f.enable_for_user("x", 2**63), ValueError, "user_id"),
+        (lambda f: f.enable_for_user("x", -(2**63) - 1), ValueError, "user_id"),
+        (lambda f: f.enable_for_user("x", 10**5000), ValueError, "user_id"),
+        (lambda f: f.disable_for_user("x", "   "), ValueError, "user_id"),
+        (lambda f: f.is_enabled("x", user_id=10**5000), ValueError, "user_id"),
     ],
 )
 def test_bad_input_is_refused_before_reaching_redis(
@@ -302,3 +315,55 @@ def test_bad_prefix_is_refused(r: redis.Redis) -> None:
         FeatureFlags(r, prefix="a{b}:")
     with pytest.raises(TypeError, match="prefix"):
         FeatureFlags(r, prefix=None)  # type: ignore[arg-type]
+
+
+def test_percent_extremes_inside_the_range_are_exact(flags: FeatureFlags) -> None:
+    for percent, on_for_everyone in ((0, False), (-0.0, False), (100, True), (100.0, True)):
+        flags.set_rollout("edge", percent)
+        assert flags.is_enabled("edge") is on_for_everyone
+        assert all(v is on_for_everyone for v in flags.is_enabled_many("edge", range(200)))
+    flags.set_rollout("edge", 0.01)
+    assert flags.get("edge") == {"enabled": True, "rollout": 0.01, "overrides": {}}
+    flags.enable_for_user("edge", 2**63 - 1)  # the 64-bit extremes are fine user ids
+    flags.enable_for_user("edge", -(2**63))
+    assert flags.is_enabled_many("edge", [2**63 - 1, -(2**63)]) == [True, True]
+
+
+# -- property: numeric arguments, extremes included, are refused cleanly or accepted --------
+
+
+def is_percent(value: object) -> bool:
+    if not is_number(value, 0, 100):
+        return False
+    hundredths = float(value) * 100  # type: ignore[arg-type]
+    return abs(hundredths - round(hundredths)) <= 1e-6
+
+
+def is_int_user(value: object) -> bool:
+    return is_int(value, -(2**63), 2**63 - 1)
+
+
+# method -> (the argument under test, the call, is the value in the documented range?)
+CALLS = {
+    "set_rollout": ("percent", lambda f, v: f.set_rollout("p", v), is_percent),
+    "enable_for_user": ("user_id", lambda f, v: f.enable_for_user("p", v), is_int_user),
+    "disable_for_user": ("user_id", lambda f, v: f.disable_for_user("p", v), is_int_user),
+    "clear_user": ("user_id", lambda f, v: f.clear_user("p", v), is_int_user),
+    "is_enabled": ("user_id", lambda f, v: f.is_enabled("p", v), is_int_user),
+    "is_enabled_many": ("user_id", lambda f, v: f.is_enabled_many("p", [1, v]), is_int_user),
+    "bucket": ("user_id", lambda f, v: bucket("p", v), is_int_user),
+}
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(method=st.sampled_from(sorted(CALLS)), value=numbers(0.01, 0.005, 99.99, 100, 100.01))
+def test_numeric_arguments_are_refused_before_any_write_or_accepted(
+    flags: FeatureFlags, ns: Namespace, method: str, value: object
+) -> None:
+    """Property: a value outside the documented range raises TypeError/ValueError naming the
+    argument and leaves no key; a value inside it works."""
+    ns.cleanup()
+    arg, call, valid = CALLS[method]
+    refused_cleanly_or_accepted(ns, arg, lambda v: call(flags, v), valid(value), value)

@@ -6,13 +6,15 @@ import threading
 
 import pytest
 import redis
+from helpers import is_int, is_number, numbers, refused_cleanly_or_accepted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.cluster import RedisCluster
 
 from labkit import RedisServer
+from labkit.experiments.leaderboard import rank_frame
 from labkit.keys import Namespace
-from labkit.leaderboard import Entry, Leaderboard, rank_frame
+from labkit.leaderboard import MAX_SCORE, MAX_WINDOW, Entry, Leaderboard
 from labkit.measure import counting_client
 from labkit.server import address, is_cluster
 
@@ -108,22 +110,25 @@ def test_increment_adds_and_creates(board: Leaderboard) -> None:
     assert board.get_rank("fay", method="dense") == 3
 
 
-def test_increment_that_would_overflow_is_refused_and_changes_nothing(
+def test_increment_reaching_2_53_is_refused_and_changes_nothing(
     r: redis.Redis, board: Leaderboard
 ) -> None:
-    big = 1.7e308
-    board.set_score("huge", big)
+    """From 2**53 on a double cannot tell x from x + 1: such a sum would lose increments."""
+    assert MAX_SCORE == 2**53 - 1
+    assert float(2**53) + 1 == float(2**53)  # why: the increment would vanish
+    board.set_score("huge", MAX_SCORE - 1)
     before = {key: r.dump(key) for key in board.keys}
-    for by in (big, 1e308 * 1.5):
+    for by in (2, 1.5, MAX_SCORE):
         with pytest.raises(ValueError, match="by"):
             board.increment("huge", by)
-    board.set_score("low", -big)
+    board.set_score("low", -(MAX_SCORE - 1))
     with pytest.raises(ValueError, match="by"):
-        board.increment("low", -big)
+        board.increment("low", -2)
     board.remove("low")
     assert {key: r.dump(key) for key in board.keys} == before  # the board is unchanged
-    assert board.get_score("huge") == big
-    assert board.increment("huge", -big) == 0.0  # a finite result is fine
+    assert board.get_score("huge") == MAX_SCORE - 1
+    assert board.increment("huge", 1) == MAX_SCORE  # reaching 2**53 - 1 exactly is fine
+    assert board.increment("huge", -MAX_SCORE) == 0.0
     assert_companions_consistent(r, board)
 
 
@@ -247,10 +252,23 @@ def test_bad_construction_is_refused(
         (lambda lb: lb.get_top(-1), ValueError, "n"),
         (lambda lb: lb.get_top(2.5), TypeError, "n"),
         (lambda lb: lb.get_around_me("a", -3), ValueError, "n"),
-        (lambda lb: lb.get_rank("a", method="modified"), ValueError, "rank_method"),
+        (lambda lb: lb.get_rank("a", method="modified"), ValueError, "method"),
         (lambda lb: lb.add_many({"a": "x"}), TypeError, "score"),
         (lambda lb: lb.add_many([("a", 1)]), TypeError, "scores"),
         (lambda lb: lb.add_many({"a": 1}, batch=0), ValueError, "batch"),
+        (lambda lb: lb.add_many({"a": 1}, batch=1.5), TypeError, "batch"),
+        (lambda lb: lb.add_many({"a": 1}, batch=2**63), ValueError, "batch"),
+        (lambda lb: lb.set_score("a", 2**53), ValueError, "score"),
+        (lambda lb: lb.set_score("a", -(2**53)), ValueError, "score"),
+        (lambda lb: lb.set_score("a", 10**400), ValueError, "score"),
+        (lambda lb: lb.increment("a", 2**53), ValueError, "by"),
+        (lambda lb: lb.increment("a", float("-inf")), ValueError, "by"),
+        (lambda lb: lb.increment("a", True), TypeError, "by"),
+        (lambda lb: lb.add_many({"a": 1, "b": 2**60}), ValueError, "score of 'b'"),
+        (lambda lb: lb.get_top(2**63), ValueError, "n"),
+        (lambda lb: lb.get_top(MAX_WINDOW + 1), ValueError, "n"),
+        (lambda lb: lb.get_top(True), TypeError, "n"),
+        (lambda lb: lb.get_around_me("a", 2**63), ValueError, "n"),
     ],
 )
 def test_bad_input_is_refused_before_reaching_redis(
@@ -316,3 +334,44 @@ def test_add_many_falls_back_when_the_server_lacks_zmscore() -> None:
         assert lb.get_rank("gus", method="competition") == 7
         assert_companions_consistent(client, lb)
         client.close()
+
+
+# -- property: every numeric argument, extremes included, is refused cleanly or accepted ------
+
+
+def is_score(value: object) -> bool:
+    return is_number(value, -MAX_SCORE, MAX_SCORE)
+
+
+# method -> (the argument under test, the call, is the value in the documented range?)
+CALLS = {
+    "set_score": ("score", lambda lb, v: lb.set_score("m", v), is_score),
+    "increment": ("by", lambda lb, v: lb.increment("m", v), is_score),
+    "add_many": ("score of 'm'", lambda lb, v: lb.add_many({"m": v}), is_score),
+    "add_many batch": (
+        "batch",
+        lambda lb, v: lb.add_many({"m": 1}, batch=v),
+        lambda v: is_int(v, 1, 2**63 - 1),
+    ),
+    "get_top": ("n", lambda lb, v: lb.get_top(v), lambda v: is_int(v, 0, MAX_WINDOW)),
+    "get_around_me": (
+        "n",
+        lambda lb, v: lb.get_around_me("m", v),
+        lambda v: is_int(v, 0, MAX_WINDOW),
+    ),
+}
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(method=st.sampled_from(sorted(CALLS)), value=numbers(MAX_WINDOW + 1, -MAX_SCORE))
+def test_numeric_arguments_are_refused_before_any_write_or_accepted(
+    r: redis.Redis, ns: Namespace, method: str, value: object
+) -> None:
+    """Property: a value outside the documented range raises TypeError/ValueError naming the
+    argument and leaves no key; a value inside it works."""
+    ns.cleanup()
+    lb = Leaderboard(r, "prop", prefix=ns.prefix)
+    arg, call, valid = CALLS[method]
+    refused_cleanly_or_accepted(ns, arg, lambda v: call(lb, v), valid(value), value)
