@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +32,7 @@ from labkit.locks import (
     server_spec,
 )
 from labkit.measure import counting_client
+from helpers import wait_for
 
 
 def make(r: redis.Redis, ns: Namespace, name: str = "job", **kwargs: object) -> Lock:
@@ -415,3 +417,113 @@ def test_a_paused_holders_stale_write_lands_without_fencing_and_is_rejected_with
         assert round_.paused_release_ok is False
     with pytest.raises(ValueError, match="pause must be longer than ttl"):
         pause_rounds(r, prefix=ns.prefix, rounds=1, fenced=True, ttl=0.2, pause=0.1)
+
+
+# --------------------------------------------------------------------------------------
+# Regression tests for the notify races of issue 19 (bugs 1, 4, 5, 6). Each waits for a
+# condition on the server (a client blocked in BLPOP), never for a guessed delay; the only
+# sleeps are lower bounds that make a critical section or a pause *at least* that long.
+# --------------------------------------------------------------------------------------
+
+
+def blocked_in_blpop(r: redis.Redis, key: str) -> int:
+    """How many clients are blocked in BLPOP on the node that serves ``key``'s slot."""
+    route = {"target_nodes": r.get_node_from_key(key)} if hasattr(r, "get_node_from_key") else {}
+    return sum(c["cmd"] == "blpop" and "b" in c["flags"] for c in r.client_list(**route))
+
+
+def acquire_in_thread(lock: Lock, timeout: float) -> tuple[threading.Thread, list[int | None]]:
+    got: list[int | None] = []
+    thread = threading.Thread(target=lambda: got.append(lock.acquire(timeout=timeout)))
+    thread.start()
+    return thread, got
+
+
+@pytest.mark.parametrize(("holder_ttl", "waiter_ttl"), [(2.0, 30.0), (30.0, 1.0)])
+def test_a_handed_over_lock_carries_the_waiters_own_lease(
+    r: redis.Redis, ns: Namespace, holder_ttl: float, waiter_ttl: float
+) -> None:
+    holder = make(r, ns, ttl=holder_ttl)
+    first = holder.acquire()
+    waiter = make(r, ns, ttl=waiter_ttl, max_block=3.0)
+    thread, got = acquire_in_thread(waiter, timeout=10)
+    assert wait_for(lambda: blocked_in_blpop(r, holder.keys.lock) == 1)
+    assert holder.release() is True
+    thread.join(10)
+    assert got == [first + 1] and waiter.owned()  # type: ignore[operator]
+    # The lease is the one the waiter asked for, not the releaser's: a 30 s waiter is not
+    # exposed to a second holder after 2 s, a 1 s waiter that dies blocks nobody for 30 s.
+    assert waiter_ttl * 1000 - 1000 < r.pttl(holder.keys.lock) <= waiter_ttl * 1000
+
+
+def test_a_release_after_a_long_critical_section_still_hands_over(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    holder = make(r, ns, ttl=30.0)
+    holder.acquire()
+    first = make(r, ns, ttl=30.0, max_block=0.5)
+    thread, got = acquire_in_thread(first, timeout=10)
+    assert wait_for(lambda: blocked_in_blpop(r, holder.keys.lock) == 1)
+    holder.release()
+    thread.join(10)
+    assert got[0] is not None and first.owned()
+    # A critical section longer than any registration of `first` could live (2 x its
+    # max_block + 1 s in the shared-counter design): at least this long, longer is fine.
+    time.sleep(2.2)
+    second = make(r, ns, ttl=30.0, max_block=3.0)
+    thread, got2 = acquire_in_thread(second, timeout=10)
+    assert wait_for(lambda: blocked_in_blpop(r, holder.keys.lock) == 1)
+    assert first.release() is True
+    assert make(r, ns).acquire(blocking=False) is None  # handed over: no newcomer barges in
+    thread.join(10)
+    assert got2 == [got[0] + 1] and second.owned()
+
+
+def test_a_short_max_block_caller_does_not_shorten_another_waiters_registration(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    holder = make(r, ns, ttl=30.0)
+    first = holder.acquire()
+    patient = make(r, ns, ttl=30.0, max_block=4.0)
+    thread, got = acquire_in_thread(patient, timeout=10)
+    assert wait_for(lambda: blocked_in_blpop(r, holder.keys.lock) == 1)
+    hasty = make(r, ns, max_block=0.1)
+    assert hasty.acquire(timeout=0.05) is None
+    # Longer than the hasty caller's own registration could live (2 x 0.1 s + 1 s); the
+    # patient waiter, blocked for up to 4 s, must still be registered.
+    time.sleep(1.3)
+    assert holder.release() is True
+    assert make(r, ns).acquire(blocking=False) is None  # handed over, not freed
+    thread.join(10)
+    assert got == [first + 1] and patient.owned()  # type: ignore[operator]
+
+
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt: any BaseException raised inside a blocked acquire."""
+
+
+def test_an_interrupted_waiter_is_never_handed_the_lock(r: redis.Redis, ns: Namespace) -> None:
+    holder = make(r, ns, ttl=30.0)
+    holder.acquire()
+    waiter = make(r, ns, ttl=30.0, max_block=3.0)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    def interrupt_main_thread_once_blocked() -> None:
+        if wait_for(lambda: blocked_in_blpop(r, holder.keys.lock) == 1):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)  # type: ignore[arg-type]
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    helper = threading.Thread(target=interrupt_main_thread_once_blocked)
+    try:
+        helper.start()
+        with pytest.raises(Interrupted):
+            waiter.acquire(timeout=10)  # blocks in BLPOP until the signal arrives
+    finally:
+        helper.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert not waiter.owned()
+    assert holder.release() is True
+    assert not holder.locked()  # freed, not handed to the waiter that is gone
+    assert make(r, ns).acquire(blocking=False) is not None
