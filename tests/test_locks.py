@@ -15,21 +15,24 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from labkit.keys import Namespace
+from labkit.errors import LabkitError
+from labkit.experiments.locks import (
+    ServerSpec,
+    contention_sweep,
+    mp_context,
+    open_client,
+    pause_rounds,
+    server_spec,
+)
 from labkit.locks import (
     FencedStore,
     Lock,
     LockError,
     LockLost,
     LockNotAcquired,
-    ServerSpec,
-    contention_sweep,
     delete_if_equal,
     lock_keys,
-    mp_context,
-    open_client,
-    pause_rounds,
     server_compare_and_delete,
-    server_spec,
 )
 from labkit.measure import counting_client
 from helpers import wait_for
@@ -136,16 +139,16 @@ def test_an_instance_is_not_reentrant(r: redis.Redis, ns: Namespace) -> None:
 
 
 BAD_CONSTRUCTOR_INPUT = [
-    ({"ttl": 0}, ValueError, "ttl must be > 0, got 0"),
-    ({"ttl": -1}, ValueError, "ttl must be > 0, got -1"),
-    ({"ttl": float("nan")}, ValueError, "ttl must be finite"),
+    ({"ttl": 0}, ValueError, "ttl must be > 0 and at most .*, got 0"),
+    ({"ttl": -1}, ValueError, "ttl must be > 0 and at most .*, got -1"),
+    ({"ttl": float("nan")}, ValueError, "ttl must be a number of seconds, got nan"),
     ({"ttl": "10"}, TypeError, "ttl must be a number"),
     ({"name": ""}, ValueError, "name must be a non-empty string"),
     ({"name": 42}, TypeError, "name must be a str"),
     ({"name": "a}b"}, ValueError, "name must not contain"),
     ({"prefix": "x{"}, ValueError, "prefix must not contain"),
     ({"strategy": "poll"}, ValueError, "strategy must be one of"),
-    ({"timeout": -1}, ValueError, "timeout must be >= 0, got -1"),
+    ({"timeout": -1}, ValueError, "timeout must be >= 0 and at most .*, got -1"),
     ({"spin_interval": 0}, ValueError, "spin_interval must be > 0"),
     ({"max_block": -0.5}, ValueError, "max_block must be > 0"),
 ]
@@ -163,13 +166,13 @@ def test_bad_constructor_input_is_refused_before_redis(r: redis.Redis, ns: Names
 def test_bad_call_input_is_refused_before_redis(r: redis.Redis, ns: Namespace) -> None:
     client, trips = counting_client(r)
     lock = Lock(client, "job", prefix=ns.prefix)
-    with pytest.raises(ValueError, match="timeout must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="timeout must be >= 0 and at most .*, got -1"):
         lock.acquire(timeout=-1)
     with pytest.raises(ValueError, match="timeout must be None when blocking=False"):
         lock.acquire(blocking=False, timeout=1)
     with pytest.raises(TypeError, match="blocking must be a bool"):
         lock.acquire(blocking="yes")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="ttl must be > 0, got 0"):
+    with pytest.raises(ValueError, match="ttl must be > 0 and at most .*, got 0"):
         lock.extend(0)
     assert trips.count == 0
 
@@ -177,33 +180,55 @@ def test_bad_call_input_is_refused_before_redis(r: redis.Redis, ns: Namespace) -
 def test_the_lock_keys_share_one_hash_slot() -> None:
     keys = lock_keys("lab:06-locks:", "orders:42")
     assert keys.lock == "lab:06-locks:{orders:42}"
-    assert (
-        key_slot(keys.lock.encode())
-        == key_slot(keys.fence.encode())
-        == key_slot(keys.wake.encode())
-    )
+    names = [keys.lock, keys.fence, keys.waiting, keys.waiters, keys.wake_list("a1b2")]
+    assert len({key_slot(k.encode()) for k in names}) == 1
+    assert lock_keys("lock:", "job").wake_list("t") == "lock:{job}:wake:t"
+
+
+def server_ms(r: redis.Redis) -> int:
+    seconds, micros = r.time()
+    return seconds * 1000 + micros // 1000
+
+
+def register_ghost(r: redis.Redis, lock: Lock, ghost: str, *, lease_ms: int, live: bool) -> None:
+    """A registration whose waiter never comes back (killed with SIGKILL), live or expired."""
+    deadline = server_ms(r) + (5000 if live else -1)
+    r.zadd(lock.keys.waiting, {ghost: 1})
+    r.hset(lock.keys.waiters, ghost, f"{deadline} {lease_ms}")
 
 
 def test_release_without_waiters_frees_the_lock(r: redis.Redis, ns: Namespace) -> None:
     lock = make(r, ns)
     lock.acquire()
     lock.release()
-    assert not r.exists(lock.keys.lock) and not r.exists(lock.keys.wake)
+    assert [k for k in ns.keys() if k != lock.keys.fence] == []
     assert lock.acquire(blocking=False) is not None
 
 
-def test_release_with_waiters_hands_over_one_grant_that_expires_with_its_lease(
+def test_release_hands_over_to_a_live_registration_with_the_waiters_lease(
     r: redis.Redis, ns: Namespace
 ) -> None:
-    lock = make(r, ns, ttl=0.2)
-    r.set(lock.keys.waiting, 1, px=5000)  # a registered waiter that never comes back
+    lock = make(r, ns, ttl=30.0)
+    register_ghost(r, lock, "ghost", lease_ms=200, live=True)
     first = lock.acquire()
-    lock.release()
+    assert lock.release() is True
     assert lock.locked() and not lock.owned()  # handed over, not freed
-    (grant,) = r.lrange(lock.keys.wake, 0, -1)  # exactly one grant waits in the list
-    owner, _, fence = grant.rpartition(":")
-    assert r.get(lock.keys.lock) == owner and int(fence) == first + 1
-    assert 0 < r.pttl(lock.keys.wake) <= 200 and 0 < r.pttl(lock.keys.lock) <= 200
+    assert r.get(lock.keys.lock) == "ghost"
+    assert r.lrange(lock.keys.wake_list("ghost"), 0, -1) == [str(first + 1)]  # type: ignore[operator]
+    # The grant and the lease are the waiter's (200 ms), and expire together.
+    assert 0 < r.pttl(lock.keys.wake_list("ghost")) <= 200 and 0 < r.pttl(lock.keys.lock) <= 200
+    assert not r.exists(lock.keys.waiting) and not r.exists(lock.keys.waiters)
+
+
+def test_release_skips_expired_registrations_and_frees_the_lock(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    lock = make(r, ns)
+    register_ghost(r, lock, "gone", lease_ms=30_000, live=False)
+    lock.acquire()
+    assert lock.release() is True
+    assert not lock.locked() and not r.exists(lock.keys.wake_list("gone"))
+    assert not r.exists(lock.keys.waiting) and not r.exists(lock.keys.waiters)
 
 
 def test_release_hands_the_lock_to_a_blocked_waiter_so_nobody_barges_in(
@@ -211,43 +236,65 @@ def test_release_hands_the_lock_to_a_blocked_waiter_so_nobody_barges_in(
 ) -> None:
     holder = make(r, ns)
     first = holder.acquire()
-    waiter = make(r, ns, max_block=30.0)
-    got: list[int | None] = []
-    thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=20)))
-    thread.start()
-    deadline = time.monotonic() + 10
-    while r.get(holder.keys.waiting) != "1" and time.monotonic() < deadline:
-        time.sleep(0.005)
+    waiter = make(r, ns, max_block=3.0)
+    thread, got = acquire_in_thread(waiter, timeout=20)
+    assert wait_for(lambda: blocked_in_blpop(r, holder.keys.lock) == 1)
     holder.release()
     assert holder.acquire(blocking=False) is None  # already the waiter's
     thread.join(10)
-    assert got == [first + 1] and waiter.owned()
+    assert got == [first + 1] and waiter.owned()  # type: ignore[operator]
     waiter.release()
-    assert not r.exists(holder.keys.waiting) and not holder.locked()
+    assert [k for k in ns.keys() if k != holder.keys.fence] == []
+
+
+def test_waiters_are_served_in_the_order_they_registered(r: redis.Redis, ns: Namespace) -> None:
+    holder = make(r, ns, ttl=30.0)
+    holder.acquire()
+    order: list[str] = []
+    threads = []
+    for i in range(3):
+        waiter = make(r, ns, ttl=30.0, max_block=3.0)
+
+        def run(waiter: Lock = waiter, i: int = i) -> None:
+            if waiter.acquire(timeout=20) is not None:
+                order.append(f"w{i}")
+                waiter.release()
+
+        threads.append(threading.Thread(target=run))
+        threads[-1].start()
+        assert wait_for(lambda i=i: r.zcard(holder.keys.waiting) == i + 1)  # type: ignore[misc]
+    holder.release()
+    for t in threads:
+        t.join(20)
+    assert order == ["w0", "w1", "w2"]
 
 
 def test_a_blocked_notify_waiter_is_woken_by_release(r: redis.Redis, ns: Namespace) -> None:
     holder = make(r, ns)
     holder.acquire()
-    waiter = make(r, ns, max_block=30.0)  # only a wake-up (or the 30 s lease) can wake it
-    got: list[int | None] = []
-    thread = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=20)))
-    thread.start()
-    time.sleep(0.05)
+    waiter = make(r, ns, max_block=3.0)  # only a wake-up (or the 3 s block) can wake it
+    thread, got = acquire_in_thread(waiter, timeout=20)
+    assert wait_for(lambda: blocked_in_blpop(r, holder.keys.lock) == 1)
+    started = time.monotonic()
     holder.release()
     thread.join(10)
     assert not thread.is_alive() and got and got[0] is not None
+    assert time.monotonic() - started < 2.5  # woken, not timed out
 
 
 def test_a_grant_pushed_before_the_waiter_blocks_is_not_lost(r: redis.Redis, ns: Namespace) -> None:
     holder, waiter = make(r, ns), make(r, ns, max_block=30.0)
-    holder.acquire()
+    first = holder.acquire()
     # The waiter's failed attempt registered it (same script); it has not reached BLPOP yet ...
-    r.incr(holder.keys.waiting)
-    holder.release()  # ... when the release runs: the grant waits in the list for it.
-    assert r.llen(holder.keys.wake) == 1
-    assert waiter.acquire(timeout=10) is not None
-    assert waiter.owned() and r.llen(holder.keys.wake) == 0
+    token = "waiter-token"
+    keys = waiter._keys_for(token)
+    granted, _ = waiter._acquire(keys=keys, args=[token, 10_000, 30_000, 1000])
+    assert granted == 0 and r.zrange(holder.keys.waiting, 0, -1) == [token]
+    holder.release()  # ... when the release runs: the grant waits in its list for it.
+    assert r.lrange(holder.keys.wake_list(token), 0, -1) == [str(first + 1)]  # type: ignore[operator]
+    # Its next attempt takes it: granted with the fencing token of the hand-over.
+    assert waiter._acquire(keys=keys, args=[token, 10_000, 30_000, 1000]) == [1, first + 1]  # type: ignore[operator]
+    assert r.get(holder.keys.lock) == token and not r.exists(holder.keys.wake_list(token))
 
 
 def test_a_crashed_holder_delays_notify_waiters_by_its_lease_only(
