@@ -77,6 +77,7 @@ STRATEGIES = ("spin", "backoff", "notify")
 # How long a notify registration outlives the block its waiter announced: time for the
 # waiter's BLPOP reply and its next attempt to arrive (a round trip, a scheduler hiccup).
 REGISTRATION_GRACE = 1.0
+_GRACE_MS = round(REGISTRATION_GRACE * 1000)
 # time.sleep takes at most ~2**63 ns (~292 years); a sleep in ms stays well below that.
 _MAX_SLEEP_MS = 2**42
 
@@ -164,7 +165,9 @@ class Lock:
         self._ttl_ms = checks.to_ms("ttl", ttl)
         self.ttl = float(ttl)
         self.strategy = checks.choice("strategy", strategy, STRATEGIES)
-        self.timeout = None if timeout is None else checks.seconds("timeout", timeout, allow_zero=True)
+        self.timeout = (
+            None if timeout is None else checks.seconds("timeout", timeout, allow_zero=True)
+        )
         self.spin_interval = checks.seconds("spin_interval", spin_interval, cap_ms=_MAX_SLEEP_MS)
         self.backoff_base = checks.seconds("backoff_base", backoff_base, cap_ms=_MAX_SLEEP_MS)
         self.backoff_cap = checks.seconds("backoff_cap", backoff_cap, cap_ms=_MAX_SLEEP_MS)
@@ -210,7 +213,6 @@ class Lock:
         keys = self._keys_for(token)
         deadline = None if timeout is None else self._clock() + timeout
         notify = blocking and self.strategy == "notify"
-        grace_ms = checks.to_ms("REGISTRATION_GRACE", REGISTRATION_GRACE)
         attempt = 0
         try:
             while True:
@@ -224,7 +226,7 @@ class Lock:
                     if remaining is not None:
                         block_ms = min(block_ms, math.ceil(remaining * 1000))
                 granted, value = self._acquire(
-                    keys=keys, args=[token, self._ttl_ms, block_ms, grace_ms]
+                    keys=keys, args=[token, self._ttl_ms, block_ms, _GRACE_MS]
                 )
                 if int(granted) == 1:
                     return self._granted(token, int(value))

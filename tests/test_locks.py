@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import math
 import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import pytest
 import redis
+from helpers import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from labkit.keys import Namespace
 from labkit.errors import LabkitError
 from labkit.experiments.locks import (
     ServerSpec,
@@ -24,6 +26,7 @@ from labkit.experiments.locks import (
     pause_rounds,
     server_spec,
 )
+from labkit.keys import Namespace
 from labkit.locks import (
     FencedStore,
     Lock,
@@ -35,11 +38,27 @@ from labkit.locks import (
     server_compare_and_delete,
 )
 from labkit.measure import counting_client
-from helpers import wait_for
 
 
 def make(r: redis.Redis, ns: Namespace, name: str = "job", **kwargs: object) -> Lock:
     return Lock(r, name, prefix=ns.prefix, **kwargs)  # type: ignore[arg-type]
+
+
+def blocked_in_blpop(r: redis.Redis, key: str) -> int:
+    """How many clients are blocked in BLPOP on the node that serves ``key``'s slot."""
+    route = {"target_nodes": r.get_node_from_key(key)} if hasattr(r, "get_node_from_key") else {}
+    return sum(c["cmd"] == "blpop" and "b" in c["flags"] for c in r.client_list(**route))
+
+
+def acquire_in_thread(lock: Lock, timeout: float) -> tuple[threading.Thread, list[int | None]]:
+    got: list[int | None] = []
+    thread = threading.Thread(target=lambda: got.append(lock.acquire(timeout=timeout)))
+    thread.start()
+    return thread, got
+
+
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt: any BaseException raised inside a blocked acquire."""
 
 
 def test_acquire_returns_fencing_tokens_that_increase_with_every_grant(
@@ -157,7 +176,7 @@ BAD_CONSTRUCTOR_INPUT = [
 def test_bad_constructor_input_is_refused_before_redis(r: redis.Redis, ns: Namespace) -> None:
     client, trips = counting_client(r)
     for kwargs, error, message in BAD_CONSTRUCTOR_INPUT:
-        args = {"name": "job", "prefix": ns.prefix, **kwargs}
+        args: dict[str, Any] = {"name": "job", "prefix": ns.prefix, **kwargs}  # type: ignore[dict-item]
         with pytest.raises(error, match=message):
             Lock(client, **args)
     assert trips.count == 0
@@ -166,15 +185,141 @@ def test_bad_constructor_input_is_refused_before_redis(r: redis.Redis, ns: Names
 def test_bad_call_input_is_refused_before_redis(r: redis.Redis, ns: Namespace) -> None:
     client, trips = counting_client(r)
     lock = Lock(client, "job", prefix=ns.prefix)
-    with pytest.raises(ValueError, match="timeout must be >= 0 and at most .*, got -1"):
+    with pytest.raises(ValueError, match=r"timeout must be >= 0 and at most .*, got -1"):
         lock.acquire(timeout=-1)
     with pytest.raises(ValueError, match="timeout must be None when blocking=False"):
         lock.acquire(blocking=False, timeout=1)
     with pytest.raises(TypeError, match="blocking must be a bool"):
         lock.acquire(blocking="yes")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="ttl must be > 0 and at most .*, got 0"):
+    with pytest.raises(ValueError, match=r"ttl must be > 0 and at most .*, got 0"):
         lock.extend(0)
     assert trips.count == 0
+
+
+# Every numeric argument, against values a caller might pass by mistake: huge (2**63, 1e300,
+# ints beyond a float), tiny, negative, nan, inf, bool, text, None.
+EXTREMES = [2**63, 2**63 - 1, 2**64, 10**400, 1e300, -1e300, math.nan, math.inf, -math.inf,
+            True, False, 0, -0.0, 5e-324, 2**46 / 1000, 2**46 / 1000 + 1, "10", None]  # fmt: skip
+ADVERSARIAL = st.one_of(
+    st.sampled_from(EXTREMES),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+DURATIONS = {  # argument -> (zero allowed, largest value in ms, None allowed)
+    "ttl": (False, 2**46, False),
+    "timeout": (True, 2**46, True),
+    "spin_interval": (False, 2**42, False),
+    "backoff_base": (False, 2**42, False),
+    "backoff_cap": (False, 2**42, False),
+    "max_block": (False, 2**46, False),
+}
+_counting: dict[int, tuple[redis.Redis, object]] = {}
+
+
+def counted(r: redis.Redis) -> tuple[redis.Redis, object]:
+    """One round-trip-counting client per server under test (reused across examples)."""
+    if id(r) not in _counting:
+        _counting[id(r)] = counting_client(r)
+    return _counting[id(r)]
+
+
+def valid_duration(arg: str, value: object) -> bool:
+    allow_zero, cap_ms, allow_none = DURATIONS[arg]
+    if value is None:
+        return allow_none
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return False
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        return False
+    return seconds * 1000 <= cap_ms
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(arg=st.sampled_from(sorted(DURATIONS)), value=ADVERSARIAL)
+def test_every_duration_argument_is_checked_before_the_first_command(
+    r: redis.Redis, ns: Namespace, arg: str, value: object
+) -> None:
+    client, trips = counted(r)
+    before = trips.count  # type: ignore[attr-defined]
+    try:
+        Lock(client, "job", prefix=ns.prefix, **{arg: value})  # type: ignore[arg-type]
+        accepted = True
+    except (TypeError, ValueError) as exc:
+        assert str(exc).startswith(f"{arg} must"), exc
+        accepted = False
+    assert accepted == valid_duration(arg, value)
+    assert trips.count == before and ns.keys() == []  # type: ignore[attr-defined]
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=ADVERSARIAL)
+def test_acquire_timeout_and_extend_ttl_are_checked_before_the_first_command(
+    r: redis.Redis, ns: Namespace, value: object
+) -> None:
+    client, trips = counted(r)
+    lock = Lock(client, f"job-{time.monotonic_ns()}", prefix=ns.prefix)
+    before, keys = trips.count, ns.keys()  # type: ignore[attr-defined]
+    try:
+        token = lock.acquire(timeout=value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        assert str(exc).startswith("timeout must"), exc
+        assert not valid_duration("timeout", value)
+        assert trips.count == before and ns.keys() == keys  # type: ignore[attr-defined]
+        token = lock.acquire(blocking=False)
+    else:
+        assert valid_duration("timeout", value)
+    assert token is not None
+    before = trips.count  # type: ignore[attr-defined]
+    try:
+        assert lock.extend(value) is True  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        assert str(exc).startswith("ttl must"), exc
+        assert value is not None and not valid_duration("ttl", value)
+        assert trips.count == before  # type: ignore[attr-defined]
+    lock.release()  # False when a tiny ttl (1 ms) ran out already
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=ADVERSARIAL)
+def test_fencing_tokens_are_checked_before_the_first_command(
+    r: redis.Redis, ns: Namespace, value: object
+) -> None:
+    client, trips = counted(r)
+    store = FencedStore(client, ns.key("record"), fenced=False)
+    before = trips.count  # type: ignore[attr-defined]
+    valid = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**53
+    try:
+        assert store.write("v", value) is True  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        assert str(exc).startswith("token must"), exc
+        assert not valid and trips.count == before  # type: ignore[attr-defined]
+    else:
+        assert valid and store.read() == ("v", value)
+
+
+def test_lock_errors_are_labkit_errors() -> None:
+    assert issubclass(LockError, LabkitError)
+    assert issubclass(LockNotAcquired, LockError) and issubclass(LockNotAcquired, TimeoutError)
+    assert issubclass(LockLost, LockError)
+
+
+def test_compare_and_delete_script_deletes_only_the_expected_value(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    key = ns.key("k")
+    r.set(key, "mine")
+    assert delete_if_equal(r, None, key, "theirs") is False and r.exists(key)
+    assert delete_if_equal(r, None, key, "mine") is True and not r.exists(key)
 
 
 def test_the_lock_keys_share_one_hash_slot() -> None:
@@ -363,7 +508,7 @@ def test_processes_never_hold_the_lock_together(r: redis.Redis, ns: Namespace) -
     with ProcessPoolExecutor(4, mp_context=mp_context()) as pool:
         for f in [pool.submit(_holder, spec, ns.prefix, log_key, 10) for _ in range(4)]:
             f.result()
-    log = r.lrange(log_key, 0, -1)
+    log: list[str] = r.lrange(log_key, 0, -1)  # type: ignore[assignment]
     assert len(log) == 80
     enters, exits = log[0::2], log[1::2]
     # No interleaving: every entry is followed by the same holder's exit ...
@@ -473,19 +618,6 @@ def test_a_paused_holders_stale_write_lands_without_fencing_and_is_rejected_with
 # --------------------------------------------------------------------------------------
 
 
-def blocked_in_blpop(r: redis.Redis, key: str) -> int:
-    """How many clients are blocked in BLPOP on the node that serves ``key``'s slot."""
-    route = {"target_nodes": r.get_node_from_key(key)} if hasattr(r, "get_node_from_key") else {}
-    return sum(c["cmd"] == "blpop" and "b" in c["flags"] for c in r.client_list(**route))
-
-
-def acquire_in_thread(lock: Lock, timeout: float) -> tuple[threading.Thread, list[int | None]]:
-    got: list[int | None] = []
-    thread = threading.Thread(target=lambda: got.append(lock.acquire(timeout=timeout)))
-    thread.start()
-    return thread, got
-
-
 @pytest.mark.parametrize(("holder_ttl", "waiter_ttl"), [(2.0, 30.0), (30.0, 1.0)])
 def test_a_handed_over_lock_carries_the_waiters_own_lease(
     r: redis.Redis, ns: Namespace, holder_ttl: float, waiter_ttl: float
@@ -545,10 +677,6 @@ def test_a_short_max_block_caller_does_not_shorten_another_waiters_registration(
     assert got == [first + 1] and patient.owned()  # type: ignore[operator]
 
 
-class Interrupted(BaseException):
-    """Stands for KeyboardInterrupt: any BaseException raised inside a blocked acquire."""
-
-
 def test_an_interrupted_waiter_is_never_handed_the_lock(r: redis.Redis, ns: Namespace) -> None:
     holder = make(r, ns, ttl=30.0)
     holder.acquire()
@@ -574,3 +702,30 @@ def test_an_interrupted_waiter_is_never_handed_the_lock(r: redis.Redis, ns: Name
     assert holder.release() is True
     assert not holder.locked()  # freed, not handed to the waiter that is gone
     assert make(r, ns).acquire(blocking=False) is not None
+
+
+def test_an_interrupted_waiter_passes_on_a_grant_it_was_handed(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    holder = make(r, ns, ttl=30.0)
+    holder.acquire()
+    calls = 0
+
+    def clock() -> float:
+        # Called before each attempt. By the second attempt the waiter is registered and its
+        # first block has timed out: the holder hands the lock over to it right then, and
+        # the waiter is interrupted before it could see the grant.
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            assert holder.release() is True
+            assert r.get(holder.keys.lock) is not None  # handed over, not freed
+            raise Interrupted
+        return time.monotonic()
+
+    waiter = make(r, ns, ttl=30.0, max_block=0.01, clock=clock)
+    with pytest.raises(Interrupted):
+        waiter.acquire(timeout=10)
+    assert calls == 3 and waiter.fencing_token is None
+    assert not holder.locked()  # the unused grant was released on the way out
+    assert [k for k in ns.keys() if k != holder.keys.fence] == []

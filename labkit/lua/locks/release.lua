@@ -5,7 +5,8 @@
 -- KEYS[4] the waiters (HASH token -> "<deadline ms> <lease ms>"), KEYS[5] the caller's
 -- own wake-up list
 -- ARGV[1] the caller's owner token, ARGV[2] the common start of every waiter's wake-up list
--- (a waiter's list is ARGV[2] .. ':' .. its token; same hash tag, so the same slot)
+-- (a waiter's list is ARGV[2] .. ':' .. its token: not declared in KEYS, since the waiter is
+-- chosen here, but with the same hash tag, so in the same cluster slot as KEYS)
 -- Reply: 1 when the caller owned the lock and released it (handed over or freed), else 0.
 -- uses: clock
 
@@ -15,7 +16,7 @@ redis.call('del', KEYS[5])
 if redis.call('get', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-local now = now_ms()
+local now
 while true do
   local first = redis.call('zrange', KEYS[3], 0, 0)[1]
   if not first then break end
@@ -23,6 +24,7 @@ while true do
   local entry = redis.call('hget', KEYS[4], first)
   redis.call('hdel', KEYS[4], first)
   if entry then
+    now = now or now_ms()  -- read the clock only when there is a waiter to check
     local sep = string.find(entry, ' ', 1, true)
     -- A registration past its deadline belongs to a waiter that is gone: skip it.
     if tonumber(string.sub(entry, 1, sep - 1)) >= now then
