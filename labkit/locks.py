@@ -51,8 +51,11 @@ What it does not guarantee:
 - A clean-up after an interrupt needs one more round trip; if the server is unreachable
   then, the registration stays until its deadline (the case above).
 
-Costs: one round trip per attempt and per release, as before; the hand-over itself costs
-nothing extra. The release script walks past expired registrations, each removed once.
+Costs and changes (issue 19): still one round trip per attempt and per release, and a
+hand-over costs the waiter none; an interrupted ``acquire`` costs one more (its clean-up).
+A handed-over lease is now the waiter's own ``ttl`` (it used to be the releaser's), and
+the waiting queue is first-registered, first-served (it used to be BLPOP arrival order on a
+shared list). The release script walks past expired registrations, each removed once.
 
 One ``Lock`` instance per holder (thread or process); instances may share a client.
 The experiments notebook 06 runs (contention sweeps, pauses past the lease) are in
