@@ -8,6 +8,7 @@ minimum, median and maximum over repeats. Results go to ``benchmarks/RESULTS.md`
 
     python -m benchmarks                 # everything (a few minutes)
     python -m benchmarks floor peers     # selected sections
+    python -m benchmarks locks           # only the lock peers; replaces that table in RESULTS.md
 """
 
 from __future__ import annotations
@@ -386,7 +387,23 @@ def machine() -> str:
             f"{info.product} {info.version} ({info.backend}), {platform.system()} {platform.release()}")
 
 
+def replace_locks_table() -> None:
+    """Re-measure the lock peers and replace only the "### Locks" table of RESULTS.md."""
+    with private_server() as (r, ns, server):
+        table = bench_lock_peers(r, ns, server.url).to_markdown()
+    path = HERE / "RESULTS.md"
+    text = path.read_text()
+    start = text.index("### Locks\n")
+    end = text.index("\n###", start + 1)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    path.write_text(f"{text[:start]}### Locks\n\nRe-measured {stamp} (`python -m benchmarks locks`).\n\n{table}\n{text[end:]}")
+    print(table)
+
+
 def main(sections: list[str]) -> None:
+    if sections == ["locks"]:
+        replace_locks_table()
+        return
     wanted = set(sections) or {"floor", "peers", "ceiling", "notebooks"}
     report = [f"# Benchmark results\n\nMachine: {machine()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
               f"Each figure: min / median / max over {REPEATS} repeats (median of {CALLS} calls each) "

@@ -46,7 +46,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
+from labkit import checks
+from labkit.locks import FencedStore, Lock
 from labkit.server import LocalCluster, RedisServer
 
 _RETRY_SLEEP = 0.01
@@ -103,10 +106,7 @@ def kill_primary(cluster: LocalCluster, index: int) -> tuple[RedisServer, RedisS
     Refuses (``ValueError``) a primary that is already down, is no longer a primary, or has
     no replica to promote, before killing anything.
     """
-    if isinstance(index, bool) or not isinstance(index, int):
-        raise TypeError(f"index must be an int, not {type(index).__name__}")
-    if not 0 <= index < cluster.masters:
-        raise ValueError(f"index must be in 0..{cluster.masters - 1}, got {index}")
+    index = checks.integer("index", index, low=0, high=cluster.masters - 1)
     primary = cluster.primaries[index]
     if role(primary) != "master":
         raise ValueError(f"index {index}: that node is {role(primary)}, not a running primary")
@@ -127,7 +127,7 @@ def wait_for_promotion(replica: RedisServer, timeout: float = 20.0) -> float:
     return time.monotonic() - start
 
 
-def tag_on_node(rc: Any, node: RedisServer, stem: str = "t", limit: int = 100_000) -> str:
+def tag_on_node(rc: RedisCluster, node: RedisServer, stem: str = "t", limit: int = 100_000) -> str:
     """A hash tag ``<stem>-<i>`` whose slot is served by ``node`` (a cluster client's view)."""
     for i in range(limit):
         tag = f"{stem}-{i}"
@@ -136,7 +136,7 @@ def tag_on_node(rc: Any, node: RedisServer, stem: str = "t", limit: int = 100_00
     raise ValueError(f"no tag {stem}-0..{limit - 1} lands on node {node.port}")
 
 
-def wait_writable(rc: Any, key: str, timeout: float = 20.0) -> float:
+def wait_writable(rc: RedisCluster, key: str, timeout: float = 20.0) -> float:
     """Retry ``SET key`` through the cluster client until it succeeds; return seconds waited.
 
     On failure the client's slot map is refreshed, so it finds a promoted replica.
@@ -153,7 +153,7 @@ def wait_writable(rc: Any, key: str, timeout: float = 20.0) -> float:
             _refresh(rc)
 
 
-def _refresh(rc: Any) -> None:
+def _refresh(rc: RedisCluster) -> None:
     time.sleep(_RETRY_SLEEP)
     # every startup node may be briefly unreachable; the next attempt retries
     with contextlib.suppress(redis.exceptions.RedisError, OSError):
@@ -163,7 +163,7 @@ def _refresh(rc: Any) -> None:
 class _Writer(threading.Thread):
     """SET (+ WAIT on the same connection) in a loop, recording acknowledged writes."""
 
-    def __init__(self, rc: Any, key_prefix: str, wait_replicas: int, wait_timeout_ms: int):
+    def __init__(self, rc: RedisCluster, key_prefix: str, wait_replicas: int, wait_timeout_ms: int):
         super().__init__(name="labkit-failover-writer", daemon=True)
         self.rc, self.key_prefix = rc, key_prefix
         self.wait_replicas, self.wait_timeout_ms = wait_replicas, wait_timeout_ms
@@ -212,14 +212,10 @@ def writes_across_failover(
     ``writes_after_promotion`` more replies from the promoted replica. That replica has no
     replica of its own, so with ``wait_replicas`` those writes count as unconfirmed.
     """
-    if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int) or wait_replicas < 0:
-        raise ValueError(f"wait_replicas must be an int >= 0, got {wait_replicas!r}")
-    if wait_timeout_ms < 0:
-        raise ValueError(f"wait_timeout_ms must be >= 0, got {wait_timeout_ms}")
-    if "{" in prefix or "}" in prefix:
-        raise ValueError(f"prefix must not contain '{{' or '}}' (a tag is added), got {prefix!r}")
-    if not 0 <= index < cluster.masters:
-        raise ValueError(f"index must be in 0..{cluster.masters - 1}, got {index}")
+    wait_replicas = checks.integer("wait_replicas", wait_replicas, low=0)
+    wait_timeout_ms = checks.integer("wait_timeout_ms", wait_timeout_ms, low=0)
+    checks.prefix(prefix)
+    index = checks.integer("index", index, low=0, high=cluster.masters - 1)
     rc = cluster.client()
     try:
         tag = tag_on_node(rc, cluster.primaries[index], stem="w")
@@ -257,7 +253,7 @@ def _wait_for(ready: Any, timeout: float, what: str) -> None:
         time.sleep(0.005)
 
 
-def _count_present(rc: Any, keys: list[str], chunk: int = 500) -> int:
+def _count_present(rc: RedisCluster, keys: list[str], chunk: int = 500) -> int:
     """How many of ``keys`` (all in one slot) exist, in chunks of one EXISTS each."""
     present = 0
     for i in range(0, len(keys), chunk):
@@ -306,10 +302,9 @@ def locks_across_failover(
     Holder B then asks for both locks on the new primary and writes a ``FencedStore``
     (on another primary) with its token; A, unaware, writes after B with its own token.
     """
-    from labkit.locks import FencedStore, Lock
-
-    if lease_replicated <= 0 or lease_lost <= 0:
-        raise ValueError("lease_replicated and lease_lost must be > 0 seconds")
+    checks.seconds("lease_replicated", lease_replicated)
+    checks.seconds("lease_lost", lease_lost)
+    checks.prefix(prefix)
     victim = cluster.primaries[index]
     if role(victim) != "master":
         raise ValueError(f"index {index}: that node is {role(victim)}, not a running primary")
