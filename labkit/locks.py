@@ -338,7 +338,7 @@ def server_compare_and_delete(r: Client) -> str | None:
     ``DELIFEQ key value``) or None when the server has neither (then Lua it is).
     """
     # A cluster client cannot route a keyless command by itself: ask one node.
-    route = {"target_nodes": r.get_default_node()} if is_cluster(r) else {}  # type: ignore[union-attr]
+    route = {"target_nodes": r.get_default_node()} if is_cluster(r) else {}
     delifeq, delex = r.execute_command("COMMAND INFO", "DELIFEQ", "DELEX", **route)
     if delex:
         return "DELEX"
