@@ -670,3 +670,103 @@ def test_redis_errors_other_than_nogroup_pass_through(r: Any, ns: Namespace) -> 
     q = StreamQueue(r, ns.key("notastream"), "g")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         q.setup()
+
+
+# -- regressions (issue 19) ------------------------------------------------------------------
+
+
+def age(r: Any, queue: StreamQueue, consumer: str, ms: int) -> None:
+    """Let ``ms`` of server time pass for ``consumer``'s pending entries, without waiting:
+    XCLAIM to the same owner with ``IDLE <idle + ms>`` and JUSTID (owner and delivery count
+    unchanged). A controlled clock for the idle times XAUTOCLAIM compares."""
+    rows = r.xpending_range(queue.stream, queue.group, "-", "+", 1000, consumername=consumer)
+    for row in rows:
+        r.xclaim(
+            queue.stream,
+            queue.group,
+            consumer,
+            0,
+            [row["message_id"]],
+            idle=int(row["time_since_delivered"]) + ms,
+            justid=True,
+        )
+
+
+def test_worker_acks_each_message_at_once_and_keeps_the_rest_of_its_batch_fresh(
+    r: Any, ns: Namespace
+) -> None:
+    """Issue 19, bug 2: count=10, handlers of 50 ms (here 5 s of server time each, through
+    ``age``) and min_idle_ms 4x that. While the worker is on message 7, another worker's
+    claim_stale must find nothing: messages 1-6 are acked, 7-10 were idle for one handler
+    run at most. Before the fix the batch was acked only at its end, so all ten were 35 s
+    idle and, with max_deliveries=1, went to the dead-letter stream though handled."""
+    queue = StreamQueue(r, ns.key("orders"), "billing", max_deliveries=1)
+    queue.setup()
+    ids = queue.add_many({"n": i} for i in range(10))
+    handler_ms, min_idle_ms = 5_000, 20_000
+    seen: list[str] = []
+    pending_at_seventh: list[int] = []
+    taken: list[Message] = []
+
+    def handler(m: Message) -> None:
+        seen.append(m.id)
+        age(r, queue, "w1", handler_ms)  # this handler "runs" for 5 s
+        if len(seen) == 7:
+            pending_at_seventh.append(queue.pending().count)
+            taken.extend(queue.claim_stale("w2", min_idle_ms))
+
+    stats = Worker(
+        queue, "w1", handler, count=10, block_ms=10, min_idle_ms=min_idle_ms, exit_when_idle=True
+    ).run(install_signals=False)
+    assert queue.dead_letters() == []
+    assert taken == []
+    assert pending_at_seventh == [4]  # 7 (running) and 8-10 (waiting); 1-6 acked
+    assert seen == ids
+    assert (stats.processed, stats.dead_lettered) == (10, 0)
+    assert queue.pending().count == 0
+
+
+def trim_all(r: Any, queue: StreamQueue) -> None:
+    r.xtrim(queue.stream, maxlen=0, approximate=False)
+
+
+def test_trimmed_pending_entries_are_acked_never_empty_dead_letters(
+    r: Any, ns: Namespace
+) -> None:
+    """Issue 19, bug 7: entries that had their last allowed delivery and were then trimmed.
+    recover() used to dead-letter them with empty fields while claim_stale() dropped them
+    silently; both now ack them and dead-letter nothing."""
+    queue = StreamQueue(r, ns.key("orders"), "billing", max_deliveries=1)
+    queue.setup()
+    queue.add_many({"n": i} for i in range(4))
+    queue.consume("a", count=2)
+    queue.consume("b", count=2)
+    trim_all(r, queue)
+    assert queue.recover("a") == []
+    assert queue.claim_stale("c", 0) == []
+    assert queue.dead_letters() == []
+    assert queue.pending().count == 0
+
+
+def test_worker_counts_trimmed_pending_entries_on_every_path(r: Any, ns: Namespace) -> None:
+    """Issue 19, bug 7, through the Worker: its own trimmed entries at start-up (recover),
+    another consumer's (claim_stale), and one whose handler failed on its last delivery
+    after the entry was trimmed (dead_letter) are all acked and counted as trimmed."""
+    queue = StreamQueue(r, ns.key("orders"), "billing", max_deliveries=1)
+    queue.setup()
+    queue.add_many({"n": i} for i in range(4))
+    queue.consume("w", count=2)  # w's previous life died holding two
+    queue.consume("gone", count=2)  # a dead consumer holds two more
+    trim_all(r, queue)
+    queue.add({"n": "fails after a trim"})
+
+    def handler(m: Message) -> None:
+        trim_all(r, queue)
+        raise RuntimeError("downstream refused")
+
+    stats = Worker(
+        queue, "w", handler, block_ms=10, min_idle_ms=0, claim_every_s=0, exit_when_idle=True
+    ).run(install_signals=False)
+    assert queue.dead_letters() == []
+    assert (stats.trimmed, stats.failed, stats.dead_lettered) == (5, 1, 0)
+    assert queue.pending().count == 0
