@@ -9,9 +9,9 @@ What the pattern guarantees — **at-least-once**:
 
 * An added message stays in the stream until trimmed. Once a consumer reads it, it sits in
   the group's pending entries list (PEL) with a delivery counter until it is acked.
-* A worker acks a message as soon as its handler returned, one message at a time. If the
-  worker dies first (crash, SIGKILL, lost network), the message stays pending and comes
-  back: to the same consumer name when it restarts (``recover``), or to any live consumer
+* A worker acks a message only after its handler returned (with the batch's next
+  *settle*, see below). If the worker dies first (crash, SIGKILL, lost network), the
+  message stays pending and comes back: to the same consumer name when it restarts (``recover``), or to any live consumer
   once it has been idle for ``min_idle_ms`` (``claim_stale``, XAUTOCLAIM, Redis >= 6.2).
 * A message whose handler keeps failing is not retried forever: once it has been delivered
   ``max_deliveries`` times it is moved, with its delivery count and last error, to the
@@ -23,7 +23,8 @@ What the pattern guarantees — **at-least-once**:
   handler and never turned into an empty dead letter: there is no payload left to keep.
 
 What at-least-once means for you: **a handler may see the same message twice** (the worker
-died after the handler's side effect but before the ack), so handlers must be idempotent:
+died after the handler's side effect but before the settle that acks it), so handlers must
+be idempotent:
 set a value rather than add to it, record the message id and skip ids already done, use
 ``SET NX`` or a unique constraint downstream.
 
@@ -35,13 +36,14 @@ What it does not guarantee:
   oldest entries whether or not they were consumed or acked. Size it well above the backlog.
 * Durability across a server restart without persistence (AOF/RDB): that is server config.
 * That a message is handled by one worker at a time. Idleness is the only sign that a
-  worker is gone. A ``Worker`` keeps its batch fresh (after each handler it acks that
-  message and resets the idle time of the messages still waiting in its batch, in the same
-  round trip), so a message it holds is idle for at most **one handler run** plus a round
-  trip — not ``count`` handler runs. Set ``min_idle_ms`` above the slowest single handler
-  run, with a margin (the default 30 s suits handlers up to ~10 s). When one handler runs
-  longer than ``min_idle_ms``, another worker's ``claim_stale`` takes the message it is
-  still working on: it runs a second handler on it at the same time, or — when the message
+  worker is gone. A ``Worker`` keeps the batch it holds fresh: whenever ``min_idle_ms / 4``
+  has passed since it read the batch or last settled it, it *settles* — acks the messages
+  handled so far and resets the idle time of those still waiting, in one round trip — and
+  it settles once more at the end of the batch. So a message it holds is idle for at most
+  ``min_idle_ms / 4`` plus **one handler run**, not ``count`` handler runs. The safe
+  threshold: the slowest single handler run below ``3/4 * min_idle_ms``, with a margin
+  (the default 30 s suits handlers up to ~20 s). When one handler runs longer, another
+  worker's ``claim_stale`` takes the message it is still working on: it runs a second handler on it at the same time, or — when the message
   has already been delivered ``max_deliveries`` times — moves it to ``<stream>:dead`` (the
   first handler's ack then finds nothing pending: processed, yet dead-lettered). Messages
   of the batch it had not reached are then handed over too; the first worker skips them
@@ -432,12 +434,14 @@ class StreamQueue:
             raise TypeError(f"error must be a str, not {type(error).__name__}")
         return self._dead_letter(message_id, consumer, error) == "dead"
 
-    def _settle(self, consumer: str, done: str, waiting: list[str]) -> tuple[set[str], int]:
-        """Ack ``done`` (if not "") and refresh ``waiting`` (settle.lua): the waiting ids
-        still held, and how many were trimmed (acked)."""
+    def _settle(
+        self, consumer: str, done: list[str], waiting: list[str]
+    ) -> tuple[set[str], int]:
+        """Ack ``done`` and refresh ``waiting`` in one round trip (settle.lua): the waiting
+        ids still held by ``consumer``, and how many were trimmed (acked)."""
         try:
             _, held, trimmed = self._settle_script(
-                keys=[self.stream], args=[self.group, consumer, done, *waiting]
+                keys=[self.stream], args=[self.group, consumer, len(done), *done, *waiting]
             )
         except redis.ResponseError as exc:
             raise self._no_group(exc) from None
@@ -474,15 +478,18 @@ class Worker:
     2. Loop: every ``claim_every_s`` take over entries idle >= ``min_idle_ms`` from any
        consumer (dead ones, or failures waiting for a retry); read up to ``count`` new
        entries, blocking at most ``block_ms``; run ``handler`` on each.
-    3. After each handler, one round trip (``settle.lua``) acks its message if it succeeded
-       and resets the idle time of the batch's messages still waiting, so none of them
+    3. Settling (``settle.lua``, one round trip): after a handler, once ``min_idle_ms / 4``
+       has passed since the batch was read or last settled, the worker acks the messages
+       handled so far and resets the idle time of those still waiting, so none of them
        looks abandoned to another worker while this one works through the batch; a waiting
-       message another consumer claimed meanwhile is skipped (``stats.taken_over``). That is
-       one round trip per message instead of one ``XACK`` per batch: the price of a message
-       never being idle for longer than one handler run (module doc).
+       message another consumer claimed meanwhile is skipped (``stats.taken_over``). The
+       end of the batch settles its last acks. Fast handlers thus cost one ack round trip
+       per batch; slow ones one per ``min_idle_ms / 4`` of work (``min_idle_ms=0``: one per
+       message). A message is never idle for longer than ``min_idle_ms / 4`` plus one
+       handler run while this worker holds it (module doc).
     4. A handler that raises leaves its message pending, so it is retried after
        ``min_idle_ms``; on its ``max_deliveries``-th failure it is dead-lettered.
-    5. ``stop()`` finishes the current message, acks it, and returns; unhandled entries of
+    5. ``stop()`` finishes the current message, acks what was handled, and returns; unhandled entries of
        the batch stay pending. A process that wants SIGTERM/SIGINT to stop it gracefully
        wires them to ``stop()`` (``labkit.experiments.streams.stop_on_signals``).
 
@@ -553,18 +560,30 @@ class Worker:
         if not messages:
             return
         self.stats.batches += 1
+        # the batch was just delivered or claimed: its entries are idle for ~0 ms from here
+        last_settle = self.clock()
+        refresh_s = self.min_idle_ms / 4000
         waiting = list(messages)
-        while waiting and not self._stop.is_set():
-            message = waiting.pop(0)
-            done = self._run_handler(message)
-            if not done and not waiting:
-                continue
-            held, trimmed = self.queue._settle(
-                self.consumer, message.id if done else "", [m.id for m in waiting]
-            )
-            self.stats.trimmed += trimmed
-            self.stats.taken_over += len(waiting) - len(held) - trimmed
-            waiting = [m for m in waiting if m.id in held]
+        done: list[str] = []
+        try:
+            while waiting and not self._stop.is_set():
+                message = waiting.pop(0)
+                if self._run_handler(message):
+                    done.append(message.id)
+                now = self.clock()
+                if waiting and now - last_settle >= refresh_s:
+                    waiting = self._settle(done, waiting)
+                    done, last_settle = [], now
+        finally:
+            if done:  # also when a handler raised BaseException: what was done is acked
+                self._settle(done, [])
+
+    def _settle(self, done: list[str], waiting: list[Message]) -> list[Message]:
+        """Ack ``done``, refresh ``waiting``; return the waiting messages still ours."""
+        held, trimmed = self.queue._settle(self.consumer, done, [m.id for m in waiting])
+        self.stats.trimmed += trimmed
+        self.stats.taken_over += len(waiting) - len(held) - trimmed
+        return [m for m in waiting if m.id in held]
 
     def _take(self, claimed: _Claimed) -> list[Message]:
         self.stats.dead_lettered += claimed.dead_lettered

@@ -33,6 +33,7 @@ from labkit.streams import (
     Worker,
     stream_keys,
 )
+from labkit.workloads import VirtualClock
 
 # Worker processes start slowly on a loaded machine: give them longer than the default.
 wait_for = functools.partial(wait_for, timeout=10.0)
@@ -830,11 +831,12 @@ def age(r: Any, queue: StreamQueue, consumer: str, ms: int) -> None:
 def test_worker_acks_each_message_at_once_and_keeps_the_rest_of_its_batch_fresh(
     r: Any, ns: Namespace
 ) -> None:
-    """Issue 19, bug 2: count=10, handlers of 50 ms (here 5 s of server time each, through
-    ``age``) and min_idle_ms 4x that. While the worker is on message 7, another worker's
-    claim_stale must find nothing: messages 1-6 are acked, 7-10 were idle for one handler
-    run at most. Before the fix the batch was acked only at its end, so all ten were 35 s
-    idle and, with max_deliveries=1, went to the dead-letter stream though handled."""
+    """Issue 19, bug 2: count=10, handlers of 50 ms (here 5 s each, of server time through
+    ``age`` and of the worker's clock in lockstep) and min_idle_ms 4x that. While the worker
+    is on message 7, another worker's claim_stale must find nothing: messages 1-6 are acked,
+    7-10 were idle for one handler run at most. Before the fix the batch was acked only at
+    its end, so all ten were 35 s idle and, with max_deliveries=1, went to the dead-letter
+    stream though handled."""
     queue = StreamQueue(r, ns.key("orders"), "billing", max_deliveries=1)
     queue.setup()
     ids = queue.add_many({"n": i} for i in range(10))
@@ -843,16 +845,20 @@ def test_worker_acks_each_message_at_once_and_keeps_the_rest_of_its_batch_fresh(
     pending_at_seventh: list[int] = []
     taken: list[Message] = []
 
+    clock = VirtualClock()
+
     def handler(m: Message) -> None:
         seen.append(m.id)
-        age(r, queue, "w1", handler_ms)  # this handler "runs" for 5 s
+        age(r, queue, "w1", handler_ms)  # this handler "runs" for 5 s ...
+        clock.advance(handler_ms / 1000)  # ... by the server's idle times and the worker's clock
         if len(seen) == 7:
             pending_at_seventh.append(queue.pending().count)
             taken.extend(queue.claim_stale("w2", min_idle_ms))
 
     stats = Worker(
-        queue, "w1", handler, count=10, block_ms=10, min_idle_ms=min_idle_ms, exit_when_idle=True
-    ).run()
+        queue, "w1", handler, count=10, block_ms=10, min_idle_ms=min_idle_ms,
+        exit_when_idle=True, clock=clock,
+    ).run()  # fmt: skip
     assert queue.dead_letters() == []
     assert taken == []
     assert pending_at_seventh == [4]  # 7 (running) and 8-10 (waiting); 1-6 acked
