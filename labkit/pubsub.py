@@ -54,7 +54,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,9 +110,7 @@ def _shown(value: Any) -> str:
 
 def _payload(message: Any) -> str:
     """JSON text of ``message``; ValueError/TypeError naming the argument otherwise."""
-    if message is None or (isinstance(message, str | bytes | list | tuple | Mapping) and not message):
-        raise ValueError(f"message must not be empty, got {message!r}")
-    return checks.json_text("message", message)
+    return checks.json_text("message", checks.non_empty("message", message))
 
 
 def _names(names: str | Iterable[str], what: str) -> list[str]:

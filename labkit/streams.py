@@ -204,14 +204,9 @@ def _flat_value(value: object) -> bool:
     return not (isinstance(value, float) and not math.isfinite(value))
 
 
-def _non_empty(arg: str, value: object) -> None:
-    if value is None or (isinstance(value, str | bytes | list | tuple | Mapping) and not value):
-        raise ValueError(f"{arg} must not be empty, got {value!r}")
-
-
 def encode_payload(data: Any) -> dict[str, str | int | float]:
     """Stream fields for ``data`` (see the module doc); ValueError/TypeError on bad input."""
-    _non_empty("data", data)
+    checks.non_empty("data", data)
     if isinstance(data, Mapping) and all(
         isinstance(k, str) and _flat_value(v) for k, v in data.items()
     ):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import wait_for
+from helpers import bytes_client, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis._parsers import _RESP2Parser
@@ -233,15 +233,6 @@ def test_subscribe_rejects_bad_arguments(bus: PubSub) -> None:
 
 
 # -- messages that are not UTF-8 (issue 13) ---------------------------------------------------
-
-
-def bytes_client(r: Any) -> Any:
-    """A second client to the same server or cluster, with decode_responses=False."""
-    if hasattr(r, "get_default_node"):
-        node = r.get_default_node()
-        return redis.RedisCluster(host=node.host, port=node.port, decode_responses=False)
-    kwargs = {**r.connection_pool.connection_kwargs, "decode_responses": False}
-    return redis.Redis(connection_pool=redis.ConnectionPool(**kwargs))
 
 
 def test_a_message_that_is_not_utf8_is_reported_and_the_listener_keeps_listening(

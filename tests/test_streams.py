@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import wait_for
+from helpers import bytes_client, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -44,15 +44,6 @@ def queue(r: Any, ns: Namespace) -> StreamQueue:
     q = StreamQueue(r, ns.key("orders"), "billing", max_deliveries=3)
     q.setup()
     return q
-
-
-def bytes_client(r: Any) -> Any:
-    """A second client to the same server or cluster, with decode_responses=False."""
-    if hasattr(r, "get_default_node"):
-        node = r.get_default_node()
-        return redis.RedisCluster(host=node.host, port=node.port, decode_responses=False)
-    kwargs = {**r.connection_pool.connection_kwargs, "decode_responses": False}
-    return redis.Redis(connection_pool=redis.ConnectionPool(**kwargs))
 
 
 def url_of(r: Any) -> str:
@@ -451,8 +442,8 @@ def test_sigkilled_worker_loses_nothing(queue: StreamQueue, ns: Namespace, r: An
             victim.join()
     held = queue.pending().consumers.get("victim", 0)
     handled = r.hlen(ns.key("seen"))
-    # it acked each message as its handler finished; the one in flight was recorded, not acked
-    assert held > 0 and held in (200 - handled, 200 - handled + 1)
+    # it died holding what it had not settled: some of it handled already, none of it lost
+    assert 200 - handled <= held <= 200
     survivor = recording_handler(r, ns.key("seen"))
     stats = Worker(
         queue, "survivor", survivor, count=50, block_ms=10, min_idle_ms=50,
@@ -466,10 +457,12 @@ def test_sigkilled_worker_loses_nothing(queue: StreamQueue, ns: Namespace, r: An
 
 # -- properties ------------------------------------------------------------------------------
 
+# keys starting with "_" are reserved in a flat mapping (a dict of scalars)
+json_keys = st.text(max_size=8).filter(lambda k: not k.startswith("_"))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        st.lists(inner, max_size=4) | st.dictionaries(json_keys, inner, max_size=4)
     ),
     max_leaves=10,
 )
