@@ -39,15 +39,16 @@ What it does not guarantee:
   worker is gone. A ``Worker`` keeps the batch it holds fresh: whenever ``min_idle_ms / 4``
   has passed since it read the batch or last settled it, it *settles* — acks the messages
   handled so far and resets the idle time of those still waiting, in one round trip — and
-  it settles once more at the end of the batch. So a message it holds is idle for at most
+  it acks the rest at the end of the batch. So a message it holds is idle for at most
   ``min_idle_ms / 4`` plus **one handler run**, not ``count`` handler runs. The safe
   threshold: the slowest single handler run below ``3/4 * min_idle_ms``, with a margin
   (the default 30 s suits handlers up to ~20 s). When one handler runs longer, another
-  worker's ``claim_stale`` takes the message it is still working on: it runs a second handler on it at the same time, or — when the message
-  has already been delivered ``max_deliveries`` times — moves it to ``<stream>:dead`` (the
-  first handler's ack then finds nothing pending: processed, yet dead-lettered). Messages
-  of the batch it had not reached are then handed over too; the first worker skips them
-  (``WorkerStats.taken_over``) instead of running them a second time.
+  worker's ``claim_stale`` takes the message it is still working on: it runs a second
+  handler on it at the same time, or — when the message has already been delivered
+  ``max_deliveries`` times — moves it to ``<stream>:dead`` (the first handler's ack then
+  finds nothing pending: processed, yet dead-lettered). The rest of that batch goes to
+  the claimer too; the first worker skips those messages (``WorkerStats.taken_over``)
+  instead of running them a second time.
 
 Keys (built only in ``stream_keys``): the stream ``stream`` and its dead-letter stream
 ``stream + ":dead"``. Both must share a cluster slot, so the stream name needs a hash tag:
@@ -478,7 +479,7 @@ class Worker:
        handled so far and resets the idle time of those still waiting, so none of them
        looks abandoned to another worker while this one works through the batch; a waiting
        message another consumer claimed meanwhile is skipped (``stats.taken_over``). The
-       end of the batch settles its last acks. Fast handlers thus cost one ack round trip
+       end of the batch acks the rest (one XACK). Fast handlers thus cost one ack round trip
        per batch; slow ones one per ``min_idle_ms / 4`` of work (``min_idle_ms=0``: one per
        message). A message is never idle for longer than ``min_idle_ms / 4`` plus one
        handler run while this worker holds it (module doc).
@@ -571,7 +572,7 @@ class Worker:
                     done, last_settle = [], now
         finally:
             if done:  # also when a handler raised BaseException: what was done is acked
-                self._settle(done, [])
+                self.queue.ack(*done)
 
     def _settle(self, done: list[str], waiting: list[Message]) -> list[Message]:
         """Ack ``done``, refresh ``waiting``; return the waiting messages still ours."""

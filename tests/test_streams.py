@@ -904,3 +904,38 @@ def test_worker_counts_trimmed_pending_entries_on_every_path(r: Any, ns: Namespa
     assert queue.dead_letters() == []
     assert (stats.trimmed, stats.failed, stats.dead_lettered) == (5, 1, 0)
     assert queue.pending().count == 0
+
+
+def test_worker_skips_batch_messages_another_consumer_claimed_meanwhile(
+    r: Any, ns: Namespace
+) -> None:
+    """A handler that runs longer than min_idle_ms loses the rest of its batch to another
+    worker's claim_stale: the first worker then skips those messages instead of running
+    them a second time, concurrently with their new owner."""
+    queue = StreamQueue(r, ns.key("orders"), "billing")
+    queue.setup()
+    ids = queue.add_many({"n": i} for i in range(10))
+    clock = VirtualClock()
+    seen: list[str] = []
+    taken: list[Message] = []
+
+    def handler(m: Message) -> None:
+        seen.append(m.id)
+        if len(seen) == 1:  # the first handler runs for 30 s, past min_idle_ms
+            age(r, queue, "w1", 30_000)
+            clock.advance(30.0)
+            taken.extend(queue.claim_stale("w2", 20_000))
+
+    worker = Worker(queue, "w1", handler, count=10, block_ms=10, min_idle_ms=20_000, clock=clock)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert wait_for(lambda: worker.stats.taken_over > 0)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert [m.id for m in taken] == ids
+    assert seen == ids[:1]
+    assert (worker.stats.processed, worker.stats.taken_over) == (1, 9)
+    # its ack of the message it did finish still counts (XACK does not check the owner)
+    assert queue.pending().consumers == {"w2": 9}
