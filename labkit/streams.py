@@ -249,9 +249,10 @@ class StreamQueue:
     dead-lettered.
     """
 
-    CLAIM = scripts.load("streams/claim")
-    DEAD_LETTER = scripts.load("streams/dead_letter")
-    SETTLE = scripts.load("streams/settle")
+    # The scripts' text (labkit/lua/streams/*.lua), to print in a notebook.
+    CLAIM_SCRIPT = scripts.load("streams/claim")
+    DEAD_LETTER_SCRIPT = scripts.load("streams/dead_letter")
+    SETTLE_SCRIPT = scripts.load("streams/settle")
 
     def __init__(
         self,
@@ -269,9 +270,9 @@ class StreamQueue:
             "max_deliveries", max_deliveries, low=1, high=checks.MAX_EXACT
         )
         self.r = r
-        self._claim_script = scripts.register(r, self.CLAIM)
-        self._dead_script = scripts.register(r, self.DEAD_LETTER)
-        self._settle_script = scripts.register(r, self.SETTLE)
+        self._claim_script = scripts.register(r, self.CLAIM_SCRIPT)
+        self._dead_script = scripts.register(r, self.DEAD_LETTER_SCRIPT)
+        self._settle_script = scripts.register(r, self.SETTLE_SCRIPT)
 
     # -- errors -----------------------------------------------------------------------------
     def _no_group(self, exc: redis.ResponseError) -> Exception:

@@ -757,6 +757,21 @@ BAD_NUMBERS: dict[str, tuple[str, Callable[[StreamQueue, Any], Any], st.SearchSt
         lambda q, v: start_worker_process("redis://x", q, "w", "seen", count=v),
         bad_ints(1, MAX_COUNT),
     ),
+    "start_worker_process.block_ms": (
+        "block_ms",
+        lambda q, v: start_worker_process("redis://x", q, "w", "seen", block_ms=v),
+        bad_ints(1, checks.MAX_MS),
+    ),
+    "start_worker_process.claim_every_s": (
+        "claim_every_s",
+        lambda q, v: start_worker_process("redis://x", q, "w", "seen", claim_every_s=v),
+        bad_seconds(checks.MAX_MS / 1000),
+    ),
+    "start_worker_process.work_ms": (
+        "work_ms",
+        lambda q, v: start_worker_process("redis://x", q, "w", "seen", work_ms=v),
+        bad_seconds(checks.MAX_MS),
+    ),
     "start_worker_process.min_idle_ms": (
         "min_idle_ms",
         lambda q, v: start_worker_process("redis://x", q, "w", "seen", min_idle_ms=v),
