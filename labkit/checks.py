@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 MAX_INT = 2**63 - 1
@@ -195,6 +196,14 @@ def user_id(arg: str, value: object, *, max_len: int = 1024) -> str:
     if len(result) > max_len:
         raise ValueError(f"{arg} must be at most {max_len} characters, got {len(result)}")
     return result
+
+
+def non_empty(arg: str, value: object) -> object:
+    """``value``, unless it is ``None`` or an empty str, bytes, list, tuple or mapping
+    (a message or payload that carries nothing)."""
+    if value is None or (isinstance(value, str | bytes | list | tuple | Mapping) and not value):
+        raise ValueError(f"{arg} must not be empty, got {value!r}")
+    return value
 
 
 def json_text(arg: str, value: object) -> str:

@@ -11,7 +11,13 @@ What the pattern guarantees:
   received it; 0 means nobody did, and nobody ever will.
 * A subscription's handler runs on one background thread, in publish order per channel.
   A handler that raises is *reported* (kept in ``Subscription.errors``, passed to
-  ``on_error``, logged) and the listener goes on with the next message.
+  ``on_error``, logged) and the listener goes on with the next message. So is a message
+  that is not JSON, and one that is not UTF-8 (published by a non-labkit client): it is
+  never handed to the handler, and the listener keeps listening. On a decoding client
+  (``decode_responses=True``) redis-py fails on such a message while reading it; with the
+  hiredis parser the reply is consumed whole, with redis-py's pure-Python parser it is
+  not, so there the listener drops the connection and re-subscribes (counted in
+  ``reconnects``), losing what is published meanwhile.
 * ``Subscription.stop()`` unsubscribes, joins the thread and closes the connection: nothing
   is left running.
 
@@ -31,7 +37,15 @@ publishes and subscriptions through the cluster's default node, so the count is 
 Channel names: every channel and pattern is ``prefix + name`` (built in ``_channel`` and
 ``_pattern``, the prefix glob-escaped in patterns), so a notebook can keep its traffic under
 its namespace; ``Message.channel`` is the name without the prefix. A name given twice is
-subscribed once (``Subscription.names`` lists each once, in first-seen order).
+subscribed once (``Subscription.names`` lists each once, in first-seen order). The prefix
+follows labkit's convention (it ends with ``:``, e.g. ``ns.prefix_for("bus")``, and has no
+``{``/``}``); its default is ``""`` because pub/sub writes no keys and a bus without a
+prefix must talk to publishers and subscribers that are not labkit.
+
+Errors: ``SubscribeTimeoutError`` (the server did not confirm a subscription in time) and
+``SubscriberStuckError`` (``stop()`` could not join a handler); both derive from
+``LabkitError`` and from the stdlib class raised before (``TimeoutError``,
+``RuntimeError``).
 """
 
 from __future__ import annotations
@@ -46,12 +60,24 @@ from typing import Any
 
 import redis
 
+from labkit import checks
+from labkit.client import Client, is_cluster
+from labkit.errors import LabkitError
 from labkit.keys import escape_glob
 
 _log = logging.getLogger(__name__)
 
 _POLL_S = 0.05  # how often the listener looks at its stop flag while idle
 _SUBSCRIBE_TIMEOUT_S = 5.0
+_MAX_STOP_TIMEOUT_S = 3600.0
+
+
+class SubscribeTimeoutError(LabkitError, TimeoutError):
+    """The server did not confirm a subscription in time."""
+
+
+class SubscriberStuckError(LabkitError, RuntimeError):
+    """``Subscription.stop()`` could not join the listener thread: a handler is stuck."""
 
 
 @dataclass(frozen=True)
@@ -77,31 +103,26 @@ Handler = Callable[[Message], object]
 ErrorHandler = Callable[[HandlerError], object]
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+def _shown(value: Any) -> str:
+    """A reply as text for a report: bytes that are not UTF-8 are shown escaped."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
-def _check_payload(message: Any) -> str:
+def _payload(message: Any) -> str:
     """JSON text of ``message``; ValueError/TypeError naming the argument otherwise."""
-    if message is None or (isinstance(message, str | bytes | list | tuple | dict) and not message):
-        raise ValueError(f"message must not be empty, got {message!r}")
-    try:
-        return json.dumps(message, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"message must be JSON-serialisable: {exc}") from None
+    return checks.json_text("message", checks.non_empty("message", message))
 
 
 def _names(names: str | Iterable[str], what: str) -> list[str]:
     """The names, checked, each once in first-seen order (redis-py subscribes to a repeated
     name once, and the server confirms only what was sent)."""
+    if isinstance(names, bytes):
+        raise TypeError(f"{what} must be str, not bytes")
     items = [names] if isinstance(names, str) else list(names)
     if not items:
         raise ValueError(f"{what} must name at least one channel")
     for name in items:
-        if not isinstance(name, str):
-            raise TypeError(f"{what} must be str, got {type(name).__name__}")
-        if not name:
-            raise ValueError(f"{what} must be non-empty strings, got {name!r}")
+        checks.text(what, name)
     return list(dict.fromkeys(items))
 
 
@@ -112,17 +133,17 @@ class PubSub:
     notebooks on one server never hear each other.
     """
 
-    def __init__(self, r: Any, *, prefix: str = "") -> None:
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+    def __init__(self, r: Client, *, prefix: str = "") -> None:
+        self.prefix = checks.prefix(prefix)
         self.r = r
-        self.prefix = prefix
         # PUBLISH counts only the receivers connected to the node that took it, so on a
         # cluster publishes and subscriptions all go through one node: the default one.
-        self.node: Any = r.get_default_node() if hasattr(r, "get_default_node") else None
+        self.node: Any = r.get_default_node() if is_cluster(r) else None  # type: ignore[union-attr]
 
     def _new_pubsub(self) -> Any:
-        return self.r.pubsub(node=self.node) if self.node is not None else self.r.pubsub()
+        if self.node is not None:
+            return self.r.pubsub(node=self.node)
+        return self.r.pubsub()
 
     def _channel(self, name: str) -> str:
         return self.prefix + name
@@ -134,7 +155,7 @@ class PubSub:
         """Send ``message`` (JSON-serialisable) on ``channel``; return how many subscribers
         received it. 0 means the message is gone."""
         _names(channel, "channel")
-        payload = _check_payload(message)
+        payload = _payload(message)
         if self.node is not None:
             return int(
                 self.r.execute_command(
@@ -225,7 +246,7 @@ class Subscription:
         while confirmed < expected:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(
+                raise SubscribeTimeoutError(
                     f"the server did not confirm {kind} within {_SUBSCRIBE_TIMEOUT_S} s"
                 )
             msg = self._pubsub.get_message(timeout=min(left, 0.5))
@@ -251,6 +272,12 @@ class Subscription:
         while not self._stop.is_set():
             try:
                 msg = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=_POLL_S)
+            except UnicodeDecodeError as exc:
+                # A decoding client read a channel name or payload that is not UTF-8: report
+                # it like a bad payload and keep listening (_resync says why it may reconnect)
+                self._report(HandlerError("", _shown(exc.object), exc))
+                self._resync()
+                continue
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # The server closed the connection (CLIENT KILL, output buffer limit,
                 # restart) and redis-py's retries did not hide it: note when, then let the
@@ -262,17 +289,29 @@ class Subscription:
             if msg is not None:
                 self._dispatch(msg)
 
+    def _resync(self) -> None:
+        """After a reply failed to decode: hiredis had consumed it whole, but redis-py's
+        pure-Python parsers stop part-way and would fail on the same bytes forever, so with
+        them the connection is dropped; the next read reconnects and re-subscribes."""
+        connection = getattr(self._pubsub, "connection", None)
+        parser = getattr(connection, "_parser", None)
+        if connection is not None and "hiredis" not in type(parser).__name__.lower():
+            connection.disconnect()
+
     def _dispatch(self, msg: dict[str, Any]) -> None:
         if msg.get("type") not in ("message", "pmessage"):
             return
-        channel = _text(msg["channel"])
-        raw = _text(msg["data"])
-        pattern = _text(msg["pattern"]) if msg.get("pattern") is not None else None
+        channel, raw = _shown(msg["channel"]), _shown(msg["data"])
         prefix = self._bus.prefix
         escaped = escape_glob(prefix)
-        if pattern is not None and pattern.startswith(escaped):
-            pattern = pattern[len(escaped) :]
         try:
+            # a client that does not decode hands over bytes: decode strictly, so text that
+            # is not UTF-8 is reported rather than handed on with replacement characters
+            channel = checks.as_text(msg["channel"])
+            raw = checks.as_text(msg["data"])
+            pattern = None if msg.get("pattern") is None else checks.as_text(msg["pattern"])
+            if pattern is not None and pattern.startswith(escaped):
+                pattern = pattern[len(escaped) :]
             message = Message(
                 channel=channel[len(prefix) :] if channel.startswith(prefix) else channel,
                 data=json.loads(raw),
@@ -305,10 +344,11 @@ class Subscription:
         is removed from it first, so ``reconnects`` stops counting when another client of
         the pool reconnects it."""
         self._stop.set()
+        checks.number("timeout", timeout, low=0, high=_MAX_STOP_TIMEOUT_S)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             if self._thread.is_alive():
-                raise RuntimeError(
+                raise SubscriberStuckError(
                     f"the subscriber thread did not stop within {timeout} s (a handler is stuck)"
                 )
         if self._connection is not None:

@@ -3,25 +3,30 @@
     queue = StreamQueue(r, ns.key("{orders}"), "billing", max_deliveries=3)
     queue.setup()                                  # XGROUP CREATE ... MKSTREAM, idempotent
     queue.add({"order_id": "17", "amount": "9.99"})
-    Worker(queue, "worker-1", handle_order).run()  # until stop() or SIGTERM/SIGINT
+    Worker(queue, "worker-1", handle_order).run()  # until stop()
 
 What the pattern guarantees — **at-least-once**:
 
 * An added message stays in the stream until trimmed. Once a consumer reads it, it sits in
   the group's pending entries list (PEL) with a delivery counter until it is acked.
-* A worker acks only after its handler returned. If the worker dies first (crash, SIGKILL,
-  lost network), the message stays pending and comes back: to the same consumer name when
-  it restarts (``recover``), or to any live consumer once it has been idle for
-  ``min_idle_ms`` (``claim_stale``, XAUTOCLAIM, Redis >= 6.2).
+* A worker acks a message only after its handler returned (with the batch's next
+  *settle*, see below). If the worker dies first (crash, SIGKILL, lost network), the
+  message stays pending and comes back: to the same consumer name when it restarts (``recover``), or to any live consumer
+  once it has been idle for ``min_idle_ms`` (``claim_stale``, XAUTOCLAIM, Redis >= 6.2).
 * A message whose handler keeps failing is not retried forever: once it has been delivered
   ``max_deliveries`` times it is moved, with its delivery count and last error, to the
   dead-letter stream ``<stream>:dead`` and acked in the main stream — atomically, in Lua.
   A message is never handed to a handler more than ``max_deliveries`` times.
+* A pending entry whose stream entry is gone (trimmed by ``MAXLEN ~`` or deleted while it
+  was pending) is acked and counted as ``trimmed`` (``WorkerStats.trimmed``) on every path
+  — ``recover``, ``claim_stale``, ``dead_letter`` and a worker's batch — never handed to a
+  handler and never turned into an empty dead letter: there is no payload left to keep.
 
 What at-least-once means for you: **a handler may see the same message twice** (the worker
-died after the handler's side effect but before the ack — the worker acks each batch after
-handling it), so handlers must be idempotent: set a value rather than add to it, record the
-message id and skip ids already done, use ``SET NX`` or a unique constraint downstream.
+died after the handler's side effect but before the settle that acks it), so handlers must
+be idempotent:
+set a value rather than add to it, record the message id and skip ids already done, use
+``SET NX`` or a unique constraint downstream.
 
 What it does not guarantee:
 
@@ -31,65 +36,73 @@ What it does not guarantee:
   oldest entries whether or not they were consumed or acked. Size it well above the backlog.
 * Durability across a server restart without persistence (AOF/RDB): that is server config.
 * That a message is handled by one worker at a time. Idleness is the only sign that a
-  worker is gone, so set ``min_idle_ms`` well above the slowest handler's run time. When a
-  handler runs longer than ``min_idle_ms``, another worker's ``claim_stale`` takes the
-  message it is still working on: it runs a second handler on it at the same time, or —
-  when the message has already been delivered ``max_deliveries`` times — moves it to
-  ``<stream>:dead``. In that second case, when the first handler then succeeds, its ack
-  finds nothing pending: the message was processed, yet it sits in the dead-letter stream.
+  worker is gone. A ``Worker`` keeps the batch it holds fresh: whenever ``min_idle_ms / 4``
+  has passed since it read the batch or last settled it, it *settles* — acks the messages
+  handled so far and resets the idle time of those still waiting, in one round trip — and
+  it acks the rest at the end of the batch. So a message it holds is idle for at most
+  ``min_idle_ms / 4`` plus **one handler run**, not ``count`` handler runs. The safe
+  threshold: the slowest single handler run below ``3/4 * min_idle_ms``, with a margin
+  (the default 30 s suits handlers up to ~20 s). When one handler runs longer, another
+  worker's ``claim_stale`` takes the message it is still working on: it runs a second
+  handler on it at the same time, or — when the message has already been delivered
+  ``max_deliveries`` times — moves it to ``<stream>:dead`` (the first handler's ack then
+  finds nothing pending: processed, yet dead-lettered). The rest of that batch goes to
+  the claimer too; the first worker skips those messages (``WorkerStats.taken_over``)
+  instead of running them a second time.
 
 Keys (built only in ``stream_keys``): the stream ``stream`` and its dead-letter stream
 ``stream + ":dead"``. Both must share a cluster slot, so the stream name needs a hash tag:
 a name that has one (``lab:04:{orders}``) is used as given; otherwise its last ``:``
-segment is wrapped in one (``lab:04:orders`` -> ``lab:04:{orders}``). ``queue.stream`` and
-``queue.dead`` hold the names in use.
+segment is wrapped in one (``lab:04:orders`` -> ``lab:04:{orders}``), which is labkit's
+prefix convention (``<prefix>{<tag>}:<part>``) with the name's head as the prefix.
+``queue.stream`` and ``queue.dead`` hold the names in use.
 
-Payloads: a flat mapping of ``str`` to ``str``/``int``/``float`` is stored as stream fields
-(readable in ``redis-cli``); anything else JSON-serialisable goes into one field, ``_json``.
-Field names starting with ``_`` are reserved for labkit's bookkeeping. A ``nan`` or
-``inf`` float is refused anywhere in a payload (``TypeError``), flat or JSON.
+Payloads: a flat mapping of ``str`` to ``str``/``int``/``float`` (at most ``MAX_FIELDS``
+fields) is stored as stream fields (readable in ``redis-cli``); anything else
+JSON-serialisable goes into one field, ``_json``. Field names starting with ``_`` are
+reserved for labkit's bookkeeping. A ``nan`` or ``inf`` float is refused anywhere in a
+payload, flat or JSON.
+
+Limits, checked before any command: counts ``1 .. MAX_COUNT``; ``block_ms`` ``1 ..
+checks.MAX_MS``; ``min_idle_ms`` ``0 .. checks.MAX_MS``; ``maxlen`` ``1 .. checks.MAX_INT``;
+``max_deliveries`` ``1 .. checks.MAX_EXACT`` (compared in Lua, as a double).
 
 Clients: ``StreamQueue`` and ``Worker`` work with a client that decodes responses or one
 that does not (``decode_responses=False``): ids, field names and values, and consumer names
 always come back as ``str`` (UTF-8).
+
+Running workers as processes (a CLI, SIGTERM/SIGINT for a graceful stop, a handler that
+records deliveries) is ``labkit.experiments.streams``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
-import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
-from labkit.keys import as_text
+from labkit import checks, scripts
+from labkit.client import Client, Clock
+from labkit.errors import LabkitError
 
 JSON_FIELD = "_json"
 DEFAULT_MAX_DELIVERIES = 5
-
-# Moves one pending entry to the dead-letter stream and acks it. Shared by both scripts.
-# In the caller's scope: stream, dead, group; arguments: id, consumer, deliveries, error.
-_MOVE_TO_DEAD = """
-local function move_to_dead(id, owner, deliveries, err)
-  local entry = redis.call('XRANGE', stream, id, id)
-  local fields = {}
-  if #entry > 0 then fields = entry[1][2] end
-  redis.call('XADD', dead, '*', '_origin_id', id, '_deliveries', deliveries,
-             '_error', err, '_consumer', owner, unpack(fields))
-  redis.call('XACK', stream, group, id)
-end
-"""
+# Largest count per read, claim or batch: XAUTOCLAIM reserves 16 bytes per counted entry
+# before it scans, and a Worker holds its batch in memory.
+MAX_COUNT = 2**20
+# A dead letter is one XADD of the entry's fields from Lua, whose unpack() holds ~8,000
+# values: keep flat payloads well below that.
+MAX_FIELDS = 1_000
 
 
-class GroupNotFoundError(ValueError):
+class GroupNotFoundError(LabkitError, ValueError):
     """The consumer group (or the stream) does not exist: call ``setup()`` first."""
 
 
@@ -147,9 +160,18 @@ class WorkerStats:
     recovered: int = 0  # own pending entries handed to the handler again at start
     claimed: int = 0  # other consumers' stale entries taken over with XAUTOCLAIM
     batches: int = 0
+    trimmed: int = 0  # pending entries gone from the stream: acked, never handled
+    taken_over: int = 0  # batch messages another consumer claimed before this one got to them
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class _Claimed(NamedTuple):
+    messages: list[Message]
+    dead_lettered: int
+    trimmed: int
+    next_start: str  # "" when there is nothing further
 
 
 def _has_hash_tag(name: str) -> bool:
@@ -159,10 +181,7 @@ def _has_hash_tag(name: str) -> bool:
 
 def stream_keys(stream: str) -> tuple[str, str]:
     """``(stream, dead_letter_stream)`` as stored, both in one cluster slot (module doc)."""
-    if not isinstance(stream, str):
-        raise TypeError(f"stream must be a str, got {type(stream).__name__}")
-    if not stream:
-        raise ValueError("stream must be a non-empty string")
+    checks.text("stream", stream)
     if not _has_hash_tag(stream):
         if "{" in stream:
             raise ValueError(
@@ -176,58 +195,50 @@ def stream_keys(stream: str) -> tuple[str, str]:
     return stream, stream + ":dead"
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+def _count(arg: str, value: object) -> int:
+    return checks.integer(arg, value, low=1, high=MAX_COUNT)
 
 
-def _check_duration(name: str, value: Any) -> float:
-    """A finite, non-negative duration (seconds or ms): ``nan`` and ``inf`` are refused."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
-    return float(value)
-
-
-def _check_name(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    if not value:
-        raise ValueError(f"{name} must be a non-empty string")
-    return value
+def _flat_value(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return False
+    return not (isinstance(value, float) and not math.isfinite(value))
 
 
 def encode_payload(data: Any) -> dict[str, str | int | float]:
     """Stream fields for ``data`` (see the module doc); ValueError/TypeError on bad input."""
-    if data is None or (isinstance(data, str | bytes | list | tuple | Mapping) and not data):
-        raise ValueError(f"data must not be empty, got {data!r}")
+    checks.non_empty("data", data)
     if isinstance(data, Mapping) and all(
-        isinstance(k, str)
-        and isinstance(v, str | int | float)
-        and not isinstance(v, bool)
-        and not (isinstance(v, float) and not math.isfinite(v))
-        for k, v in data.items()
+        isinstance(k, str) and _flat_value(v) for k, v in data.items()
     ):
         reserved = [k for k in data if k.startswith("_")]
         if reserved:
             raise ValueError(f"data field names starting with '_' are reserved, got {reserved}")
+        if len(data) > MAX_FIELDS:
+            raise ValueError(
+                f"data must have at most {MAX_FIELDS} fields (nest it to store it as one JSON "
+                f"field), got {len(data)}"
+            )
+        for key, value in data.items():
+            if isinstance(value, int):
+                try:
+                    str(value)  # Python refuses ints of more than 4,300 digits as text
+                except ValueError as exc:
+                    raise ValueError(f"data field {key!r} cannot be stored: {exc}") from None
         return dict(data)
     # a flat mapping holding nan/inf lands here too, and is refused like a JSON one
-    try:
-        return {JSON_FIELD: json.dumps(data, separators=(",", ":"), allow_nan=False)}
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"data must be a flat mapping or JSON-serialisable: {exc}") from None
+    return {JSON_FIELD: checks.json_text("data", data)}
 
 
 def _fields(flat: list[Any] | dict[Any, Any] | None) -> dict[str, str]:
     if flat is None:
         return {}
     pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
-    return {as_text(k): as_text(v) for k, v in pairs}
+    return {checks.as_text(k): checks.as_text(v) for k, v in pairs}
+
+
+def _texts(items: Iterable[Any]) -> list[str]:
+    return [checks.as_text(item) for item in items]
 
 
 class StreamQueue:
@@ -238,76 +249,14 @@ class StreamQueue:
     dead-lettered.
     """
 
-    # Claim pending entries for one consumer; dead-letter those delivered too often.
-    # KEYS[1] stream, KEYS[2] dead-letter stream (same hash tag)
-    # ARGV[1] group, ARGV[2] consumer,
-    # ARGV[3] mode: "own" (this consumer's pending entries, oldest first) or "stale" (any
-    #         consumer's entries idle >= ARGV[4] ms, via XAUTOCLAIM ... JUSTID),
-    # ARGV[4] min idle ms, ARGV[5] count,
-    # ARGV[6] start: "own" an XPENDING lower bound ("-" or "(id"); "stale" an XAUTOCLAIM cursor,
-    # ARGV[7] max deliveries.
-    # Returns {entries, dead_lettered, gone, next_start}; entries = {{id, fields, deliveries}}.
-    # An entry already delivered ARGV[7] times is moved to KEYS[2] instead of being claimed;
-    # an entry trimmed from the stream while pending is acked and counted in "gone".
-    CLAIM_SCRIPT = (
-        "local stream, dead, group = KEYS[1], KEYS[2], ARGV[1]\n"
-        + _MOVE_TO_DEAD
-        + """
-local consumer, mode = ARGV[2], ARGV[3]
-local min_idle, count, start = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local max_deliveries = tonumber(ARGV[7])
-local ids, next_start = {}, ''
-if mode == 'stale' then
-  local res = redis.call('XAUTOCLAIM', stream, group, consumer, min_idle, start,
-                         'COUNT', count, 'JUSTID')
-  next_start = res[1]
-  ids = res[2]
-else
-  local rows = redis.call('XPENDING', stream, group, start, '+', count, consumer)
-  for i, row in ipairs(rows) do ids[i] = row[1] end
-  if #ids > 0 then next_start = '(' .. ids[#ids] end
-end
-local out, dead_lettered, gone = {}, 0, 0
-for _, id in ipairs(ids) do
-  local row = redis.call('XPENDING', stream, group, id, id, 1)[1]
-  if row then
-    local n = tonumber(row[4])
-    if n >= max_deliveries then
-      move_to_dead(id, row[2], n, 'not acked after ' .. n .. ' deliveries')
-      dead_lettered = dead_lettered + 1
-    else
-      local claimed = redis.call('XCLAIM', stream, group, consumer, 0, id)
-      if claimed[1] then
-        out[#out + 1] = {claimed[1][1], claimed[1][2], n + 1}
-      else
-        redis.call('XACK', stream, group, id)
-        gone = gone + 1
-      end
-    end
-  end
-end
-return {out, dead_lettered, gone, next_start}
-"""
-    )
-
-    # Dead-letter one entry whose handler failed, if the consumer still owns it.
-    # KEYS[1] stream, KEYS[2] dead-letter stream (same hash tag)
-    # ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] error text
-    # Returns 1 when moved, 0 when the entry is no longer pending for ARGV[3].
-    DEAD_LETTER_SCRIPT = (
-        "local stream, dead, group = KEYS[1], KEYS[2], ARGV[1]\n"
-        + _MOVE_TO_DEAD
-        + """
-local row = redis.call('XPENDING', stream, group, ARGV[2], ARGV[2], 1)[1]
-if not row or row[2] ~= ARGV[3] then return 0 end
-move_to_dead(ARGV[2], ARGV[3], tonumber(row[4]), ARGV[4])
-return 1
-"""
-    )
+    # The scripts' text (labkit/lua/streams/*.lua), to print in a notebook.
+    CLAIM_SCRIPT = scripts.load("streams/claim")
+    DEAD_LETTER_SCRIPT = scripts.load("streams/dead_letter")
+    SETTLE_SCRIPT = scripts.load("streams/settle")
 
     def __init__(
         self,
-        r: Any,
+        r: Client,
         stream: str,
         group: str,
         maxlen: int | None = None,
@@ -315,12 +264,15 @@ return 1
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
     ) -> None:
         self.stream, self.dead = stream_keys(stream)
-        self.group = _check_name("group", group)
-        self.maxlen = None if maxlen is None else _check_int("maxlen", maxlen, 1)
-        self.max_deliveries = _check_int("max_deliveries", max_deliveries, 1)
+        self.group = checks.text("group", group)
+        self.maxlen = None if maxlen is None else checks.integer("maxlen", maxlen, low=1)
+        self.max_deliveries = checks.integer(
+            "max_deliveries", max_deliveries, low=1, high=checks.MAX_EXACT
+        )
         self.r = r
-        self._claim_script = r.register_script(self.CLAIM_SCRIPT)
-        self._dead_script = r.register_script(self.DEAD_LETTER_SCRIPT)
+        self._claim_script = scripts.register(r, self.CLAIM_SCRIPT)
+        self._dead_script = scripts.register(r, self.DEAD_LETTER_SCRIPT)
+        self._settle_script = scripts.register(r, self.SETTLE_SCRIPT)
 
     # -- errors -----------------------------------------------------------------------------
     def _no_group(self, exc: redis.ResponseError) -> Exception:
@@ -333,6 +285,7 @@ return 1
     # -- producing --------------------------------------------------------------------------
     def setup(self, start: str = "0") -> bool:
         """Create the group (and the stream). True if created, False if it existed."""
+        checks.text("start", start)
         try:
             self.r.xgroup_create(self.stream, self.group, id=start, mkstream=True)
         except redis.ResponseError as exc:
@@ -344,7 +297,7 @@ return 1
     def register(self, consumer: str) -> bool:
         """Create ``consumer`` in the group now (XGROUP CREATECONSUMER, Redis >= 6.2) so it
         shows in XINFO CONSUMERS before it reads anything. True if it was new."""
-        _check_name("consumer", consumer)
+        checks.text("consumer", consumer)
         try:
             return bool(self.r.xgroup_createconsumer(self.stream, self.group, consumer))
         except redis.ResponseError as exc:
@@ -353,7 +306,7 @@ return 1
     def add(self, data: Any) -> str:
         """Append one message; return its stream id."""
         fields = encode_payload(data)
-        return as_text(self._xadd(self.r, fields))
+        return checks.as_text(self._xadd(self.r, fields))
 
     def add_many(self, items: Iterable[Any]) -> list[str]:
         """Append many messages in one round trip (a pipeline); return their ids."""
@@ -363,7 +316,7 @@ return 1
         pipe = self.r.pipeline(transaction=False)
         for fields in encoded:
             self._xadd(pipe, fields)
-        return [as_text(i) for i in pipe.execute()]
+        return _texts(pipe.execute())
 
     def _xadd(self, client: Any, fields: dict[str, Any]) -> Any:
         if self.maxlen is None:
@@ -381,12 +334,12 @@ return 1
         ``block_ms``: wait up to that many ms for one to arrive; ``None`` returns at once.
         (Redis' ``BLOCK 0`` — wait forever — is refused: a worker could never stop.)
         """
-        _check_name("consumer", consumer)
-        _check_int("count", count, 1)
+        checks.text("consumer", consumer)
+        _count("count", count)
         if block_ms is not None:
-            _check_int("block_ms", block_ms, 1)
+            checks.integer("block_ms", block_ms, low=1, high=checks.MAX_MS)
         try:
-            reply = self.r.xreadgroup(
+            reply: Any = self.r.xreadgroup(
                 self.group, consumer, {self.stream: ">"}, count=count, block=block_ms
             )
         except redis.ResponseError as exc:
@@ -398,14 +351,16 @@ return 1
             batches = [value[0] for value in reply.values() if value]
         else:
             batches = [item[1] for item in reply]
-        return [Message(as_text(mid), _fields(flds)) for batch in batches for mid, flds in batch]
+        return [
+            Message(checks.as_text(mid), _fields(flds)) for batch in batches for mid, flds in batch
+        ]
 
     def ack(self, *ids: str) -> int:
         """Acknowledge processed messages; return how many were pending."""
         if not ids:
             return 0
         for mid in ids:
-            _check_name("ids", mid)
+            checks.text("ids", mid)
         return int(self.r.xack(self.stream, self.group, *ids))
 
     def pending(self) -> PendingSummary:
@@ -414,72 +369,91 @@ return 1
             raw = self.r.xpending(self.stream, self.group)
         except redis.ResponseError as exc:
             raise self._no_group(exc) from None
-        consumers = {as_text(c["name"]): int(c["pending"]) for c in raw.get("consumers") or []}
+        consumers = {
+            checks.as_text(c["name"]): int(c["pending"]) for c in raw.get("consumers") or []
+        }
         lowest, highest = raw.get("min"), raw.get("max")
         return PendingSummary(
             int(raw["pending"]),
-            None if lowest is None else as_text(lowest),
-            None if highest is None else as_text(highest),
+            None if lowest is None else checks.as_text(lowest),
+            None if highest is None else checks.as_text(highest),
             consumers,
         )
 
-    def _claim(
-        self, consumer: str, mode: str, min_idle_ms: int, count: int, start: str
-    ) -> tuple[list[Message], int, int, str]:
+    def _claim(self, consumer: str, mode: str, min_idle_ms: int, count: int, start: str) -> _Claimed:
         try:
-            entries, dead, gone, next_start = self._claim_script(
+            entries, dead, trimmed, next_start = self._claim_script(
                 keys=[self.stream, self.dead],
                 args=[self.group, consumer, mode, min_idle_ms, count, start, self.max_deliveries],
             )
         except redis.ResponseError as exc:
             raise self._no_group(exc) from None
-        messages = [Message(as_text(e[0]), _fields(e[1]), int(e[2])) for e in entries]
-        return messages, int(dead), int(gone), as_text(next_start)
+        messages = [Message(checks.as_text(e[0]), _fields(e[1]), int(e[2])) for e in entries]
+        return _Claimed(messages, int(dead), int(trimmed), checks.as_text(next_start))
 
     def recover(self, consumer: str, count: int = 100) -> list[Message]:
         """Re-deliver ``consumer``'s own pending messages (the oldest ``count``): what a
         restarted worker does first. Entries delivered ``max_deliveries`` times already are
-        dead-lettered instead."""
-        _check_name("consumer", consumer)
-        _check_int("count", count, 1)
-        return self._claim(consumer, "own", 0, count, "-")[0]
+        dead-lettered instead; entries trimmed from the stream meanwhile are acked."""
+        checks.text("consumer", consumer)
+        _count("count", count)
+        return self._claim(consumer, "own", 0, count, "-").messages
 
     def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[Message]:
         """Take over up to ``count`` messages any consumer has held unacked for at least
         ``min_idle_ms`` (XAUTOCLAIM), dead-lettering those delivered ``max_deliveries``
-        times already."""
-        _check_name("consumer", consumer)
-        _check_int("min_idle_ms", min_idle_ms, 0)
-        _check_int("count", count, 1)
-        return self._claim(consumer, "stale", min_idle_ms, count, "0-0")[0]
+        times already; entries trimmed from the stream meanwhile are acked."""
+        checks.text("consumer", consumer)
+        checks.integer("min_idle_ms", min_idle_ms, low=0, high=checks.MAX_MS)
+        _count("count", count)
+        return self._claim(consumer, "stale", min_idle_ms, count, "0-0").messages
+
+    def _dead_letter(self, message_id: str, consumer: str, error: str) -> str:
+        """'dead', 'trimmed' (acked: the entry is gone) or 'not_owner' (dead_letter.lua)."""
+        try:
+            outcome = self._dead_script(
+                keys=[self.stream, self.dead], args=[self.group, message_id, consumer, error]
+            )
+        except redis.ResponseError as exc:
+            raise self._no_group(exc) from None
+        return checks.as_text(outcome)
 
     def dead_letter(self, message_id: str, consumer: str, error: str) -> bool:
         """Move a message ``consumer`` holds to the dead-letter stream and ack it.
 
         False when the message is no longer pending for ``consumer`` (acked, or claimed by
-        another consumer meanwhile).
+        another consumer meanwhile), and when its entry was trimmed from the stream: then it
+        is acked and nothing is moved (an empty dead letter would keep nothing).
         """
-        _check_name("message_id", message_id)
-        _check_name("consumer", consumer)
+        checks.text("message_id", message_id)
+        checks.text("consumer", consumer)
         if not isinstance(error, str):
-            raise TypeError(f"error must be a str, got {type(error).__name__}")
+            raise TypeError(f"error must be a str, not {type(error).__name__}")
+        return self._dead_letter(message_id, consumer, error) == "dead"
+
+    def _settle(
+        self, consumer: str, done: list[str], waiting: list[str]
+    ) -> tuple[set[str], int]:
+        """Ack ``done`` and refresh ``waiting`` in one round trip (settle.lua): the waiting
+        ids still held by ``consumer``, and how many were trimmed (acked)."""
         try:
-            moved = self._dead_script(
-                keys=[self.stream, self.dead], args=[self.group, message_id, consumer, error]
+            _, held, trimmed = self._settle_script(
+                keys=[self.stream], args=[self.group, consumer, len(done), *done, *waiting]
             )
         except redis.ResponseError as exc:
             raise self._no_group(exc) from None
-        return bool(moved)
+        return set(_texts(held)), len(trimmed)
 
     def dead_letters(self, count: int = 100) -> list[DeadLetter]:
         """The oldest ``count`` entries of the dead-letter stream."""
-        _check_int("count", count, 1)
+        _count("count", count)
         out = []
-        for mid, raw in self.r.xrange(self.dead, count=count):
+        entries: Any = self.r.xrange(self.dead, count=count)
+        for mid, raw in entries:
             flds = _fields(raw)
             out.append(
                 DeadLetter(
-                    id=as_text(mid),
+                    id=checks.as_text(mid),
                     origin_id=flds.pop("_origin_id"),
                     deliveries=int(flds.pop("_deliveries")),
                     error=flds.pop("_error"),
@@ -497,19 +471,29 @@ class Worker:
     """The consume loop: recover own pending, then read new, ack, retry, claim, stop.
 
     1. On start, register the consumer (visible in XINFO CONSUMERS from then on) and re-run
-       its own pending entries (a previous run died holding
-       them).
+       its own pending entries (a previous run died holding them).
     2. Loop: every ``claim_every_s`` take over entries idle >= ``min_idle_ms`` from any
        consumer (dead ones, or failures waiting for a retry); read up to ``count`` new
-       entries, blocking at most ``block_ms``; run ``handler`` on each; ack the successes
-       of the batch in one XACK.
-    3. A handler that raises leaves its message pending, so it is retried after
+       entries, blocking at most ``block_ms``; run ``handler`` on each.
+    3. Settling (``settle.lua``, one round trip): after a handler, once ``min_idle_ms / 4``
+       has passed since the batch was read or last settled, the worker acks the messages
+       handled so far and resets the idle time of those still waiting, so none of them
+       looks abandoned to another worker while this one works through the batch; a waiting
+       message another consumer claimed meanwhile is skipped (``stats.taken_over``). The
+       end of the batch acks the rest (one XACK). Fast handlers thus cost one ack round trip
+       per batch; slow ones one per ``min_idle_ms / 4`` of work (``min_idle_ms=0``: one per
+       message). A message is never idle for longer than ``min_idle_ms / 4`` plus one
+       handler run while this worker holds it (module doc).
+    4. A handler that raises leaves its message pending, so it is retried after
        ``min_idle_ms``; on its ``max_deliveries``-th failure it is dead-lettered.
-    4. ``stop()`` (or SIGTERM/SIGINT when ``run`` is on the main thread) finishes the
-       current message, acks, and returns; unhandled entries of the batch stay pending.
+    5. ``stop()`` finishes the current message, acks what was handled, and returns; unhandled entries of
+       the batch stay pending. A process that wants SIGTERM/SIGINT to stop it gracefully
+       wires them to ``stop()`` (``labkit.experiments.streams.stop_on_signals``).
 
     ``exit_when_idle``: return when no new message came and the group has nothing pending
     (experiments and tests use it to end when the work is done). ``clock`` is injectable.
+    Limits: ``count`` ``1 .. MAX_COUNT``; ``block_ms`` ``1 .. checks.MAX_MS``;
+    ``min_idle_ms`` ``0 .. checks.MAX_MS``; ``claim_every_s`` a finite number of seconds >= 0.
     """
 
     def __init__(
@@ -523,231 +507,125 @@ class Worker:
         min_idle_ms: int = 30_000,
         claim_every_s: float = 1.0,
         exit_when_idle: bool = False,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         if not isinstance(queue, StreamQueue):
-            raise TypeError(f"queue must be a StreamQueue, got {type(queue).__name__}")
+            raise TypeError(f"queue must be a StreamQueue, not {type(queue).__name__}")
         if not callable(handler):
-            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+            raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, not {type(clock).__name__}")
         self.queue = queue
-        self.consumer = _check_name("consumer", consumer)
+        self.consumer = checks.text("consumer", consumer)
         self.handler = handler
-        self.count = _check_int("count", count, 1)
-        self.block_ms = _check_int("block_ms", block_ms, 1)
-        self.min_idle_ms = _check_int("min_idle_ms", min_idle_ms, 0)
-        self.claim_every_s = _check_duration("claim_every_s", claim_every_s)
-        self.exit_when_idle = exit_when_idle
+        self.count = _count("count", count)
+        self.block_ms = checks.integer("block_ms", block_ms, low=1, high=checks.MAX_MS)
+        self.min_idle_ms = checks.integer("min_idle_ms", min_idle_ms, low=0, high=checks.MAX_MS)
+        self.claim_every_s = checks.seconds("claim_every_s", claim_every_s, allow_zero=True)
+        self.exit_when_idle = bool(exit_when_idle)
         self.clock = clock
         self.stats = WorkerStats()
         self._stop = threading.Event()
 
     def stop(self) -> None:
-        """Ask the loop to finish the current message and return."""
+        """Ask the loop to finish the current message and return (safe from any thread or
+        a signal handler)."""
         self._stop.set()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def _run_handler(self, message: Message) -> bool:
+        """True when the handler succeeded; a failure on the last allowed delivery is
+        dead-lettered here."""
+        try:
+            self.handler(message)
+        except Exception as exc:
+            self.stats.failed += 1
+            if message.deliveries >= self.queue.max_deliveries:
+                outcome = self.queue._dead_letter(
+                    message.id, self.consumer, f"{type(exc).__name__}: {exc}"
+                )
+                self.stats.dead_lettered += outcome == "dead"
+                self.stats.trimmed += outcome == "trimmed"
+            return False
+        self.stats.processed += 1
+        return True
+
     def _handle(self, messages: list[Message]) -> None:
         if not messages:
             return
         self.stats.batches += 1
+        # the batch was just delivered or claimed: its entries are idle for ~0 ms from here
+        last_settle = self.clock()
+        refresh_s = self.min_idle_ms / 4000
+        waiting = list(messages)
         done: list[str] = []
         try:
-            for message in messages:
-                if self._stop.is_set():
-                    break
-                try:
-                    self.handler(message)
-                except Exception as exc:
-                    self.stats.failed += 1
-                    if message.deliveries >= self.queue.max_deliveries and self.queue.dead_letter(
-                        message.id, self.consumer, f"{type(exc).__name__}: {exc}"
-                    ):
-                        self.stats.dead_lettered += 1
-                else:
+            while waiting and not self._stop.is_set():
+                message = waiting.pop(0)
+                if self._run_handler(message):
                     done.append(message.id)
-                    self.stats.processed += 1
+                now = self.clock()
+                if waiting and now - last_settle >= refresh_s:
+                    waiting = self._settle(done, waiting)
+                    done, last_settle = [], now
         finally:
-            self.queue.ack(*done)
+            if done:  # also when a handler raised BaseException: what was done is acked
+                self.queue.ack(*done)
+
+    def _settle(self, done: list[str], waiting: list[Message]) -> list[Message]:
+        """Ack ``done``, refresh ``waiting``; return the waiting messages still ours."""
+        held, trimmed = self.queue._settle(self.consumer, done, [m.id for m in waiting])
+        self.stats.trimmed += trimmed
+        self.stats.taken_over += len(waiting) - len(held) - trimmed
+        return [m for m in waiting if m.id in held]
+
+    def _take(self, claimed: _Claimed) -> list[Message]:
+        self.stats.dead_lettered += claimed.dead_lettered
+        self.stats.trimmed += claimed.trimmed
+        return claimed.messages
 
     def _recover(self) -> None:
         start = "-"
         while not self._stop.is_set():
-            messages, dead, _, start = self.queue._claim(self.consumer, "own", 0, self.count, start)
-            self.stats.dead_lettered += dead
+            claimed = self.queue._claim(self.consumer, "own", 0, self.count, start)
+            messages = self._take(claimed)
             self.stats.recovered += len(messages)
             self._handle(messages)
+            start = claimed.next_start
             if not start:
                 return
 
     def _claim_stale(self) -> None:
-        messages, dead, _, _ = self.queue._claim(
-            self.consumer, "stale", self.min_idle_ms, self.count, "0-0"
-        )
-        self.stats.dead_lettered += dead
+        claimed = self.queue._claim(self.consumer, "stale", self.min_idle_ms, self.count, "0-0")
+        messages = self._take(claimed)
         self.stats.claimed += len(messages)
         self._handle(messages)
 
-    def run(self, *, install_signals: bool = True) -> WorkerStats:
-        """Run until ``stop()``, a signal, or (``exit_when_idle``) no work left."""
-        previous: dict[int, Any] = {}
-        if install_signals and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                previous[sig] = signal.signal(sig, lambda *_: self._stop.set())
-        try:
-            self.queue.register(self.consumer)
-            self._recover()
-            next_claim = self.clock()
-            while not self._stop.is_set():
-                if self.clock() >= next_claim:
-                    self._claim_stale()
-                    next_claim = self.clock() + self.claim_every_s
-                messages = self.queue.consume(self.consumer, self.count, self.block_ms)
-                self._handle(messages)
-                if self.exit_when_idle and not messages and self.queue.pending().count == 0:
-                    break
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def run(self, *, install_signals: bool = False) -> WorkerStats:
+        """Run until ``stop()`` or (``exit_when_idle``) no work left.
+
+        ``install_signals`` is no longer used: signals belong to the process, which wires
+        them to ``stop()`` (``labkit.experiments.streams.stop_on_signals``). ``True`` warns.
+        """
+        if install_signals:
+            warnings.warn(
+                "Worker.run(install_signals=True) no longer installs signal handlers: use "
+                "labkit.experiments.streams.stop_on_signals(worker)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.queue.register(self.consumer)
+        self._recover()
+        next_claim = self.clock()
+        while not self._stop.is_set():
+            if self.clock() >= next_claim:
+                self._claim_stale()
+                next_claim = self.clock() + self.claim_every_s
+            messages = self.queue.consume(self.consumer, self.count, self.block_ms)
+            self._handle(messages)
+            if self.exit_when_idle and not messages and self.queue.pending().count == 0:
+                break
         return self.stats
-
-
-# -- worker processes -----------------------------------------------------------------------
-
-
-def recording_handler(
-    r: Any, seen_key: str, *, fail_field: str | None = None, work_ms: float = 0.0
-) -> Callable[[Message], None]:
-    """A handler for experiments and tests: counts every delivery of a message id in the
-    hash ``seen_key`` (HINCRBY, one round trip), spends ``work_ms`` "working", then raises
-    ``ValueError`` if the payload has a truthy ``fail_field`` (a poison message).
-
-    Idempotent in effect: the set of ids in the hash is the same however often a message
-    is delivered; the counts show how often that was."""
-    _check_name("seen_key", seen_key)
-    _check_duration("work_ms", work_ms)
-
-    def handle(message: Message) -> None:
-        r.hincrby(seen_key, message.id, 1)
-        if work_ms:
-            time.sleep(work_ms / 1000)
-        if fail_field is not None:
-            data = message.data
-            if isinstance(data, Mapping) and data.get(fail_field) not in (None, "", "0", 0):
-                raise ValueError(f"poison message {message.id}")
-
-    return handle
-
-
-def run_worker(
-    url: str,
-    stream: str,
-    group: str,
-    consumer: str,
-    handler_factory: Callable[..., Callable[[Message], object]],
-    handler_kwargs: Mapping[str, Any] | None = None,
-    queue_kwargs: Mapping[str, Any] | None = None,
-    worker_kwargs: Mapping[str, Any] | None = None,
-) -> dict[str, int]:
-    """Entry point for a worker *process* (multiprocessing ``spawn``/``forkserver``): connect
-    to ``url``, build the handler with ``handler_factory(r, **handler_kwargs)`` (a
-    module-level function, so it pickles), run a ``Worker`` until it stops, close the
-    connection, return its stats."""
-    r = redis.Redis.from_url(url, decode_responses=True)
-    try:
-        queue = StreamQueue(r, stream, group, **dict(queue_kwargs or {}))
-        handler = handler_factory(r, **dict(handler_kwargs or {}))
-        worker = Worker(queue, consumer, handler, **dict(worker_kwargs or {}))
-        return worker.run().as_dict()
-    finally:
-        r.close()
-
-
-def start_worker_process(
-    url: str,
-    queue: StreamQueue,
-    consumer: str,
-    seen_key: str,
-    *,
-    fail_field: str | None = None,
-    work_ms: float = 0.0,
-    count: int = 10,
-    block_ms: int = 100,
-    min_idle_ms: int = 30_000,
-    claim_every_s: float = 1.0,
-    exit_when_idle: bool = False,
-) -> subprocess.Popen[str]:
-    """Start a child process running a ``Worker`` with ``recording_handler`` on ``queue``;
-    its stats are printed as JSON on stdout when it stops (SIGTERM/SIGINT or
-    ``exit_when_idle``). The caller owns the process: wait for it, or kill it.
-
-    The child runs this file as a script (``python -P .../streams.py``, the CLI in
-    ``main``): it imports only redis-py, not the rest of labkit (pandas), so it starts in a
-    fraction of the time ``python -m labkit.streams`` takes."""
-    _check_name("url", url)
-    # refuse bad settings here, not in a child process that would die on them
-    _check_duration("work_ms", work_ms)
-    _check_duration("claim_every_s", claim_every_s)
-    _check_int("count", count, 1)
-    _check_int("block_ms", block_ms, 1)
-    _check_int("min_idle_ms", min_idle_ms, 0)
-    args = [
-        sys.executable, "-P", str(Path(__file__).resolve()), url, queue.stream, queue.group,
-        _check_name("consumer", consumer), _check_name("seen_key", seen_key),
-        "--work-ms", str(work_ms), "--max-deliveries", str(queue.max_deliveries),
-        "--count", str(count), "--block-ms", str(block_ms),
-        "--min-idle-ms", str(min_idle_ms), "--claim-every-s", str(claim_every_s),
-    ]  # fmt: skip
-    if fail_field is not None:
-        args += ["--fail-field", fail_field]
-    if exit_when_idle:
-        args.append("--exit-when-idle")
-    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m labkit.streams URL STREAM GROUP CONSUMER SEEN_KEY [options]`` (or
-    ``python -P labkit/streams.py ...``): one worker process running ``recording_handler``;
-    prints its stats as JSON when it stops."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m labkit.streams", description=main.__doc__)
-    for name in ("url", "stream", "group", "consumer", "seen_key"):
-        parser.add_argument(name)
-    parser.add_argument("--fail-field", default=None)
-    parser.add_argument("--work-ms", type=float, default=0.0)
-    parser.add_argument("--max-deliveries", type=int, default=DEFAULT_MAX_DELIVERIES)
-    parser.add_argument("--count", type=int, default=10)
-    parser.add_argument("--block-ms", type=int, default=100)
-    parser.add_argument("--min-idle-ms", type=int, default=30_000)
-    parser.add_argument("--claim-every-s", type=float, default=1.0)
-    parser.add_argument("--exit-when-idle", action="store_true")
-    args = parser.parse_args(argv)
-    stats = run_worker(
-        args.url,
-        args.stream,
-        args.group,
-        args.consumer,
-        recording_handler,
-        handler_kwargs={
-            "seen_key": args.seen_key,
-            "fail_field": args.fail_field,
-            "work_ms": args.work_ms,
-        },
-        queue_kwargs={"max_deliveries": args.max_deliveries},
-        worker_kwargs={
-            "count": args.count,
-            "block_ms": args.block_ms,
-            "min_idle_ms": args.min_idle_ms,
-            "claim_every_s": args.claim_every_s,
-            "exit_when_idle": args.exit_when_idle,
-        },
-    )
-    print(json.dumps(stats), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

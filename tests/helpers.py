@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 from hypothesis import strategies as st
 
 
@@ -65,3 +66,11 @@ def refused_cleanly_or_accepted(
         call(value)
     assert str(caught.value).startswith(arg), caught.value
     assert ns.keys() == []
+
+def bytes_client(r: Any) -> Any:
+    """A second client to the same server or cluster as ``r``, with decode_responses=False."""
+    if hasattr(r, "get_default_node"):
+        node = r.get_default_node()
+        return redis.RedisCluster(host=node.host, port=node.port, decode_responses=False)
+    kwargs = {**r.connection_pool.connection_kwargs, "decode_responses": False}
+    return redis.Redis(connection_pool=redis.ConnectionPool(**kwargs))

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 import redis
-from helpers import wait_for
+from helpers import bytes_client, wait_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis._parsers import _RESP2Parser
 
 from labkit.keys import Namespace
-from labkit.pubsub import HandlerError, Message, PubSub
+from labkit.pubsub import HandlerError, Message, PubSub, SubscriberStuckError
 
 
 @pytest.fixture
@@ -202,14 +206,14 @@ def test_publish_rejects_empty_message(bus: PubSub, empty: object) -> None:
         bus.publish("c", empty)
 
 
-@pytest.mark.parametrize("bad", [{1, 2}, object(), {"x": b"bytes"}, float("nan")])
+@pytest.mark.parametrize("bad", [{1, 2}, object(), {"x": b"bytes"}])
 def test_publish_rejects_non_serialisable_message(bus: PubSub, bad: object) -> None:
-    with pytest.raises(TypeError, match="message must be JSON-serialisable"):
+    with pytest.raises(TypeError, match="message is not JSON-serialisable"):
         bus.publish("c", bad)
 
 
 def test_publish_rejects_bad_channel(bus: PubSub) -> None:
-    with pytest.raises(ValueError, match="channel must be non-empty"):
+    with pytest.raises(ValueError, match="channel must be a non-empty string"):
         bus.publish("", {"x": 1})
     with pytest.raises(TypeError, match="channel must be str"):
         bus.publish(b"c", {"x": 1})  # type: ignore[arg-type]
@@ -218,7 +222,7 @@ def test_publish_rejects_bad_channel(bus: PubSub) -> None:
 def test_subscribe_rejects_bad_arguments(bus: PubSub) -> None:
     with pytest.raises(ValueError, match="channels must name at least one"):
         bus.subscribe([], lambda m: None)
-    with pytest.raises(ValueError, match="patterns must be non-empty"):
+    with pytest.raises(ValueError, match="patterns must be a non-empty string"):
         bus.psubscribe(["ok:*", ""], lambda m: None)
     with pytest.raises(TypeError, match="handler must be callable"):
         bus.subscribe("c", "not callable")  # type: ignore[arg-type]
@@ -226,3 +230,134 @@ def test_subscribe_rejects_bad_arguments(bus: PubSub) -> None:
         bus.subscribe("c", lambda m: None, on_error=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="prefix must be a str"):
         PubSub(bus.r, prefix=None)  # type: ignore[arg-type]
+
+
+# -- messages that are not UTF-8 (issue 13) ---------------------------------------------------
+
+
+def test_a_message_that_is_not_utf8_is_reported_and_the_listener_keeps_listening(
+    r: Any, bus: PubSub
+) -> None:
+    """On a decoding client redis-py fails while reading such a message (its payload, or
+    the channel a pattern matched): the listener reports it and goes on."""
+    raw = bytes_client(r)
+    got: list[Message] = []
+    try:
+        with bus.psubscribe("c*", got.append) as sub:
+            prefix = bus.prefix.encode()
+            raw.publish(prefix + b"c1", b"\xff\xfe not utf-8")
+            raw.publish(prefix + b"c\xff", b'"a channel name that is not utf-8"')
+            assert wait_for(lambda: len(sub.errors) == 2)
+            assert bus.publish("c2", {"ok": 1}) == 1
+            assert wait_for(lambda: len(got) == 1)
+            assert sub.running
+    finally:
+        raw.close()
+    assert [(m.channel, m.data) for m in got] == [("c2", {"ok": 1})]
+    assert all(isinstance(e.error, UnicodeDecodeError) for e in sub.errors)
+    assert sub.errors[0].raw is not None and "\\xff" in sub.errors[0].raw
+    assert sub.reconnects == 0  # hiredis read each reply whole: nothing to resynchronise
+
+
+def test_a_message_that_is_not_utf8_does_not_wedge_the_pure_python_parser(
+    single_client: Any,
+) -> None:
+    """redis-py's pure-Python parser stops part-way through a reply it cannot decode and
+    would fail on the same bytes forever: the listener reconnects and re-subscribes."""
+    kwargs = single_client.connection_pool.connection_kwargs
+    slow = redis.Redis(
+        host=kwargs["host"], port=kwargs["port"], decode_responses=True, protocol=2
+    )
+    slow.connection_pool.connection_kwargs["parser_class"] = _RESP2Parser
+    raw = bytes_client(single_client)
+    bus = PubSub(slow, prefix="test-pure-python-parser:")
+    got: list[Message] = []
+    try:
+        with bus.subscribe("c", got.append) as sub:
+            assert type(sub._pubsub.connection._parser) is _RESP2Parser
+            raw.publish(b"test-pure-python-parser:c", b"\xff")
+            assert wait_for(lambda: len(sub.errors) == 1 and sub.reconnects == 1)
+            assert wait_for(lambda: bus.publish("c", 2) == 1)
+            assert wait_for(lambda: len(got) == 1)
+            assert sub.running
+    finally:
+        raw.close()
+        slow.close()
+    assert got[0].data == 2
+    assert len(sub.errors) == 1 and isinstance(sub.errors[0].error, UnicodeDecodeError)
+
+
+def test_a_client_that_does_not_decode_reports_text_that_is_not_utf8(r: Any, ns: Namespace) -> None:
+    """Decoded strictly, not with replacement characters: '"\\xff"' is valid JSON once
+    replaced, and used to reach the handler as '\\ufffd'."""
+    raw = bytes_client(r)
+    bus = PubSub(raw, prefix=ns.prefix)
+    got: list[Message] = []
+    try:
+        with bus.subscribe("c", got.append) as sub:
+            raw.publish(ns.prefix.encode() + b"c", b'"\xff"')
+            assert bus.publish("c", "fine") == 1
+            assert wait_for(lambda: len(got) == 1 and len(sub.errors) == 1)
+    finally:
+        raw.close()
+    assert got[0].data == "fine"
+    assert isinstance(sub.errors[0].error, UnicodeDecodeError)
+
+
+# -- bad numbers, property-tested --------------------------------------------------------------
+
+unstorable_numbers = st.one_of(
+    st.sampled_from([float("nan"), float("inf"), float("-inf"), 10**5000, -(10**5000)]),
+    st.integers(min_value=10**4300, max_value=10**4400),
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(number=unstorable_numbers, shape=st.sampled_from(["bare", "list", "dict"]))
+def test_numbers_json_cannot_hold_are_refused_before_publishing(
+    bus: PubSub, number: Any, shape: str
+) -> None:
+    message = {"bare": number, "list": [1, number], "dict": {"n": number}}[shape]
+    got: list[Message] = []
+    with bus.subscribe("c", got.append):
+        with pytest.raises(ValueError, match="message"):
+            bus.publish("c", message)
+        assert bus.publish("c", "sentinel") == 1
+        assert wait_for(lambda: len(got) == 1)
+    assert [m.data for m in got] == ["sentinel"]  # nothing else was published
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    timeout=st.one_of(
+        st.floats(max_value=-1e-9),
+        st.floats(min_value=3600.001),
+        st.sampled_from([float("nan"), float("inf"), 2**63, 10**400, True, None, "1"]),
+    )
+)
+def test_stop_refuses_a_bad_timeout_and_keeps_running(bus: PubSub, timeout: Any) -> None:
+    sub = bus.subscribe("c", lambda m: None)
+    try:
+        with pytest.raises((TypeError, ValueError), match="timeout"):
+            sub.stop(timeout)
+        assert sub.running
+    finally:
+        sub.stop()
+    assert not sub.running
+
+
+def test_a_stuck_handler_is_a_labkit_error_and_a_runtime_error(bus: PubSub) -> None:
+    release = threading.Event()
+    sub = bus.subscribe("c", lambda m: release.wait(10))
+    try:
+        bus.publish("c", 1)
+        with pytest.raises(SubscriberStuckError) as caught:
+            sub.stop(timeout=0.2)
+        assert isinstance(caught.value, RuntimeError)
+    finally:
+        release.set()
+        sub.stop()
