@@ -138,7 +138,7 @@ class PubSub:
         self.r = r
         # PUBLISH counts only the receivers connected to the node that took it, so on a
         # cluster publishes and subscriptions all go through one node: the default one.
-        self.node: Any = r.get_default_node() if is_cluster(r) else None  # type: ignore[union-attr]
+        self.node: Any = r.get_default_node() if is_cluster(r) else None
 
     def _new_pubsub(self) -> Any:
         if self.node is not None:
