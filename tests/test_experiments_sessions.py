@@ -38,14 +38,14 @@ def test_urandom_counting_restores_the_real_functions() -> None:
 def test_lifetimes_bracket_each_end_by_the_checks_around_it() -> None:
     frame = pd.DataFrame(
         [
-            {"session": "a", "t before": 0.0, "t after": 0.1, "alive": True},
-            {"session": "a", "t before": 0.5, "t after": 0.6, "alive": True},
-            {"session": "a", "t before": 1.0, "t after": 1.2, "alive": False},
-            {"session": "b", "t before": 0.0, "t after": 0.1, "alive": True},
+            {"session": "a", "t before": 0.25, "t after": 0.5, "alive": True},
+            {"session": "a", "t before": 0.75, "t after": 1.0, "alive": True},
+            {"session": "a", "t before": 1.5, "t after": 1.75, "alive": False},
+            {"session": "b", "t before": 0.25, "t after": 0.5, "alive": True},
         ]
-    )
+    ).assign(**{"created before": 0.0, "created after": 0.25})
     out = xs.lifetimes(frame)
-    assert list(out.loc["a"]) == [0.5, 1.2]
+    assert list(out.loc["a"]) == [0.5, 1.75]
     assert out.loc["b", "first seen gone (s)"] == float("inf")
 
 

@@ -443,46 +443,66 @@ def timeline(
     """Three sessions watched every ``tick`` s for ``span`` s: labkit used every tick, labkit
     never used, and the naive store's session (TTL ``idle``, whole seconds) used every tick.
 
-    Each row carries ``t before`` and ``t after`` (s since before the sessions were created)
-    around the check, so a session's end lies after its last "alive" ``t before`` and no
-    later than its first "gone" ``t after``, however late a loaded machine runs the ticks.
+    Times are seconds since the watch began. Each row carries ``t before`` and ``t after``
+    around its check, and ``created before`` / ``created after`` around the session's
+    creation, so ``lifetimes`` can bracket each session's life however late a loaded
+    machine runs the ticks.
     """
     store = SessionStore(r, idle_ttl=idle, absolute_ttl=absolute, prefix=prefix)
     plain = naive.RedisSession(r, ttl=round(idle), prefix=prefix)
     t0 = time.monotonic()
-    busy, quiet = store.create_session("bea"), store.create_session("quinn")
-    naive_busy = plain.create_session("nina")
+
+    def timed(create: Callable[[], str]) -> tuple[str, float, float]:
+        before = time.monotonic() - t0
+        sid = create()
+        return sid, before, time.monotonic() - t0
+
+    busy, quiet = (
+        timed(lambda: store.create_session("bea")),
+        timed(lambda: store.create_session("quinn")),
+    )
+    naive_busy = timed(lambda: plain.create_session("nina"))
     checks = {
         "labkit, used every tick": (
-            lambda: store.refresh_session(busy), store.keys.session_key(busy) or ""),
+            busy, lambda: store.refresh_session(busy[0]), store.keys.session_key(busy[0])),
         "labkit, never used": (
-            lambda: r.exists(store.keys.session_key(quiet) or "") == 1,
-            store.keys.session_key(quiet) or ""),
+            quiet, lambda: r.exists(store.keys.session_key(quiet[0]) or "") == 1,
+            store.keys.session_key(quiet[0])),
         "naive, used every tick": (
-            lambda: plain.refresh_session(naive_busy), f"{prefix}session:{naive_busy}"),
+            naive_busy, lambda: plain.refresh_session(naive_busy[0]),
+            f"{prefix}session:{naive_busy[0]}"),
     }  # fmt: skip
     rows = []
     while time.monotonic() - t0 < span:
-        for name, (alive, key) in checks.items():
+        for name, ((_, c_before, c_after), alive, key) in checks.items():
             before = time.monotonic() - t0
             ok = bool(alive())
-            pttl = r.pttl(key)
+            pttl = r.pttl(key or "")
             rows.append({"session": name, "t before": before, "t after": time.monotonic() - t0,
-                         "alive": ok, "PTTL (ms)": max(int(pttl), 0)})  # fmt: skip
+                         "alive": ok, "PTTL (ms)": max(int(pttl), 0),
+                         "created before": c_before, "created after": c_after})  # fmt: skip
         time.sleep(tick)
-    plain.destroy_session(naive_busy)
+    plain.destroy_session(naive_busy[0])
     store.destroy_user_sessions("bea")
     store.destroy_user_sessions("quinn")
     return pd.DataFrame(rows)
 
 
 def lifetimes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per session: last seen alive (a lower bound on its end) and first seen gone (an upper)."""
+    """Per session, in seconds since its creation: its life was longer than "last seen alive"
+    and no longer than "first seen gone" (inf when it was never seen gone).
+
+    A check that saw it alive began before the end; one that saw it gone ended after it; the
+    creation happened between "created before" and "created after".
+    """
     out = {}
     for name, part in frame.groupby("session"):
         alive, gone = part[part.alive], part[~part.alive]
+        c_before, c_after = part["created before"].iloc[0], part["created after"].iloc[0]
         out[name] = {
-            "last seen alive (s)": float(alive["t before"].max()) if len(alive) else 0.0,
-            "first seen gone (s)": float(gone["t after"].min()) if len(gone) else float("inf"),
+            "last seen alive (s)": float(alive["t before"].max() - c_after) if len(alive) else 0.0,
+            "first seen gone (s)": (
+                float(gone["t after"].min() - c_before) if len(gone) else float("inf")
+            ),
         }
     return pd.DataFrame(out).T
