@@ -7,6 +7,7 @@ app can log a user out everywhere::
     sid = store.create_session("alice", theme="dark")      # the cookie value
     store.get_session(sid)                                  # Session(...) or None
     store.update_session(sid, cart=[3, 7])                  # HSET of that field only
+    store.append_session(sid, "cart", 9)                    # append inside Redis
     sid = store.rotate_session(sid, role="admin")           # on login / privilege change
     store.destroy_user_sessions("alice")                    # log out everywhere
 
@@ -19,7 +20,9 @@ What it guarantees:
   a huge key.
 - **No lost updates between fields.** ``update_session`` HSETs only the given fields, so two
   concurrent updates of different fields both survive (a JSON blob rewritten by
-  read-modify-write loses one of them).
+  read-modify-write loses one of them). Two requests that each read a field and write back
+  a changed copy (``update_session(sid, cart=[*old, item])``) still lose one change: for a
+  list, ``append_session`` appends inside the script, so concurrent appends all land.
 - **Idle timeout** slides on every access (``get``, ``update``, ``refresh``, ``rotate``):
   the session stores its last-seen time, every call checks ``now - last_seen > idle_ttl``
   and then advances last-seen to now, and the key's TTL is reset to ``idle_ttl``. **Absolute
@@ -198,6 +201,7 @@ class SessionStore:
     DESTROY: ClassVar[str] = scripts.load("sessions/destroy")
     ROTATE: ClassVar[str] = scripts.load("sessions/rotate")
     USER: ClassVar[str] = scripts.load("sessions/user")
+    APPEND: ClassVar[str] = scripts.load("sessions/append")
 
     def __init__(
         self,
@@ -228,6 +232,7 @@ class SessionStore:
         self._destroy = scripts.register(r, self.DESTROY)
         self._rotate = scripts.register(r, self.ROTATE)
         self._user = scripts.register(r, self.USER)
+        self._append = scripts.register(r, self.APPEND)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -283,6 +288,27 @@ class SessionStore:
             return False
         args = [*self._args(*parts), "", *flat]
         return bool(self._update(keys=[self.keys.session(*parts)], args=args))
+
+    def append_session(self, sid: object, field: str, value: Any, /) -> bool:
+        """Append ``value`` to the list in ``field`` and slide the idle TTL, in one script.
+
+        Reading a list and writing back a longer copy is two round trips: two requests
+        appending at once (a cart filled from two tabs) lose one item, even in a Hash. Here
+        the append happens inside Redis, so concurrent appends all land. A missing field
+        starts as ``[value]``. Returns False when the session is gone; raises TypeError when
+        ``field`` holds something other than a list (the field is left as it was).
+        """
+        if not isinstance(field, str):
+            raise TypeError(f"field must be a field name (str), not {type(field).__name__}")
+        name, text = _encode_fields({field: value})
+        parts = _parse_sid(sid)
+        if parts is None:
+            return False
+        args = [*self._args(*parts), name, text]
+        done = int(self._append(keys=[self.keys.session(*parts)], args=args))
+        if done == -1:
+            raise TypeError(f"field {field!r} does not hold a list: nothing was appended")
+        return done == 1
 
     def refresh_session(self, sid: object) -> bool:
         """Slide the idle TTL (never past the absolute deadline); False when gone."""

@@ -148,6 +148,101 @@ def test_concurrent_updates_of_different_fields_all_survive(store: SessionStore)
     assert len(session.data) == threads * per_thread
 
 
+def test_concurrent_read_then_write_of_one_field_loses_appends(store: SessionStore) -> None:
+    # Why append_session exists: a Hash protects different fields, not one field that two
+    # requests read and write back. Forced here: both read before either writes.
+    sid = store.create_session("alice", cart=[])
+    barrier = threading.Barrier(2)
+
+    def add(item: int) -> None:
+        session = store.get_session(sid)
+        assert session is not None
+        barrier.wait()
+        store.update_session(sid, cart=[*session.data["cart"], item])
+
+    pool = [threading.Thread(target=add, args=(i,)) for i in range(2)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    session = store.get_session(sid)
+    assert session is not None and len(session.data["cart"]) == 1
+
+
+def test_concurrent_appends_to_one_field_all_land(store: SessionStore) -> None:
+    sid = store.create_session("alice", cart=[])
+    threads, per_thread = 8, 25
+    barrier = threading.Barrier(threads)
+
+    def work(t: int) -> None:
+        barrier.wait()
+        for k in range(per_thread):
+            assert store.append_session(sid, "cart", [t, k])
+
+    pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    session = store.get_session(sid)
+    assert session is not None
+    cart = session.data["cart"]
+    assert sorted(map(tuple, cart)) == [(t, k) for t in range(threads) for k in range(per_thread)]
+
+
+def test_append_starts_a_missing_field_and_keeps_other_values_exact(store: SessionStore) -> None:
+    sid = store.create_session("alice", cart=[{"sku": "x", "price": 0.1}, 2**60])
+    assert store.append_session(sid, "cart", "y")
+    assert store.append_session(sid, "seen", {"page": 1})
+    session = store.get_session(sid)
+    assert session is not None
+    assert session.data == {"cart": [{"sku": "x", "price": 0.1}, 2**60, "y"], "seen": [{"page": 1}]}
+
+
+def test_append_to_a_field_that_is_not_a_list_raises_and_writes_nothing(
+    r: redis.Redis, store: SessionStore
+) -> None:
+    sid = store.create_session("alice", theme="dark", note="[x")
+    key = store.keys.session_key(sid)
+    assert key is not None
+    for field in ("theme", "note"):
+        before = r.hget(key, field)
+        with pytest.raises(TypeError, match=field):
+            store.append_session(sid, field, 1)
+        assert r.hget(key, field) == before
+
+
+def test_append_slides_the_idle_ttl_and_sees_a_gone_session(r: redis.Redis, ns: Namespace) -> None:
+    clock = VirtualClock(1_000_000)
+    store = SessionStore(r, idle_ttl=60, absolute_ttl=3600, prefix=ns.key("s:"), clock=clock)
+    sid = store.create_session("alice")
+    clock.advance(50)
+    assert store.append_session(sid, "cart", 1)  # within the idle timeout: slides it
+    clock.advance(50)
+    assert store.append_session(sid, "cart", 2)
+    clock.advance(61)
+    assert store.append_session(sid, "cart", 3) is False  # idle: gone
+    assert store.append_session("abc." + "A" * 43, "cart", 1) is False
+    assert ns.keys() == []
+
+
+def test_append_checks_its_arguments_before_reaching_redis(r: redis.Redis, ns: Namespace) -> None:
+    client, counter = counting_client(r)
+    store = SessionStore(client, prefix=ns.key("s:"))
+    sid = "abc." + "A" * 43
+    counter.reset()
+    for field, value, error in [
+        ("_uid", 1, ValueError),
+        ("", 1, ValueError),
+        (5, 1, TypeError),
+        ("cart", float("nan"), ValueError),
+        ("cart", object(), TypeError),
+    ]:
+        with pytest.raises(error, match="field"):
+            store.append_session(sid, field, value)  # type: ignore[arg-type]
+    assert counter.count == 0
+
+
 def bytes_client(r: Any) -> Any:
     """A second client to the same server or cluster, with decode_responses=False."""
     if hasattr(r, "get_default_node"):
@@ -396,6 +491,7 @@ def test_each_call_is_one_round_trip(r: redis.Redis, ns: Namespace) -> None:
         "create": lambda: store.create_session("alice", a=1),
         "get": lambda: store.get_session(sid),
         "update": lambda: store.update_session(sid, a=2),
+        "append": lambda: store.append_session(sid, "cart", 1),
         "refresh": lambda: store.refresh_session(sid),
         "rotate": lambda: store.rotate_session(sid),
         "list": lambda: store.list_user_sessions("alice"),
@@ -572,7 +668,7 @@ def test_the_longest_timeouts_work_and_report_a_positive_lifetime(
 
 def test_every_session_script_uses_the_shared_clock_prelude() -> None:
     clock = scripts.load("prelude/clock")
-    for name in ("CREATE", "GET", "UPDATE", "DESTROY", "ROTATE", "USER"):
+    for name in ("CREATE", "GET", "UPDATE", "DESTROY", "ROTATE", "USER", "APPEND"):
         source = getattr(SessionStore, name)
         assert source.startswith(clock)
         assert source.count("local function now_us()") == 1
