@@ -32,6 +32,9 @@ notebooks: $(STAMP)  ## re-execute every notebook in place so stored outputs and
 normalize: $(STAMP)  ## store notebooks as JupyterLab writes them (metadata only, no execution)
 	$(BIN)/python tools/normalize_notebooks.py
 
+site: $(STAMP)  ## static HTML of every notebook (stored outputs, nothing executed) in site/
+	$(BIN)/python tools/build_site.py site
+
 lint: $(STAMP)  ## ruff over the tree, the type checker over labkit/
 	$(BIN)/ruff check .
 	$(BIN)/mypy
