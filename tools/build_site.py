@@ -39,6 +39,18 @@ def rewrite_links(text: str) -> str:
     return _NOTEBOOK_HREF.sub(lambda m: f'href="{m[1]}.html{m[2] or ""}"', text)
 
 
+_ANCHOR = re.compile(r'<a href="([^"#:]*)(#[^"]*)?"[^>]*>(.*?)</a>', re.S)
+
+
+def unlink_missing(text: str, out: Path) -> str:
+    """Turn a relative link to a file the site does not have (README.md, a .py) into its text."""
+
+    def keep(m: re.Match[str]) -> str:
+        return m[0] if not m[1] or (out / m[1]).exists() else m[3]
+
+    return _ANCHOR.sub(keep, text)
+
+
 def title_of(nb: nbformat.NotebookNode, fallback: str) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -116,6 +128,8 @@ def build(out: Path) -> list[Path]:
         pages.append(page)
     index = out / "index.html"
     index.write_text(index_page((ROOT / "README.md").read_text(encoding="utf-8")), encoding="utf-8")
+    for page in [index, *pages]:
+        page.write_text(unlink_missing(page.read_text(encoding="utf-8"), out), encoding="utf-8")
     return [index, *pages]
 
 
