@@ -91,6 +91,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 70em; margin: 2em auto; p
        line-height: 1.5; color: #222; }}
 table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; text-align: left; }}
+td:first-child, td:last-child {{ white-space: nowrap; }}
 code {{ background: #f4f4f4; padding: 0 3px; }}
 pre {{ background: #f4f4f4; padding: 8px; overflow-x: auto; }}
 </style>
