@@ -51,6 +51,34 @@ def unlink_missing(text: str, out: Path) -> str:
     return _ANCHOR.sub(keep, text)
 
 
+_WIDGET = "application/vnd.jupyter.widget-view+json"
+PANEL_NOTE = (
+    '<p class="site-widget">An interactive panel: its sliders redraw a chart when the notebook '
+    "runs in JupyterLab.</p>"
+)
+
+
+def without_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Replace widget outputs, which have nothing to draw without a kernel or saved state.
+
+    The notebooks store no widget state (tools/normalize_notebooks.py), so nbconvert would
+    print a widget's repr (``interactive(children=(IntSlider(...``). A panel of sliders
+    becomes a short note; a progress bar disappears.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.outputs:
+            data = out.get("data", {})
+            if _WIDGET not in data:
+                kept.append(out)
+            elif str(data.get("text/plain", "")).startswith("interactive("):
+                kept.append(nbformat.v4.new_output("display_data", data={"text/html": PANEL_NOTE}))
+        cell.outputs = kept
+    return nb
+
+
 def title_of(nb: nbformat.NotebookNode, fallback: str) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -112,7 +140,7 @@ def build(out: Path) -> list[Path]:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    books = {p: nbformat.read(p, as_version=4) for p in notebooks}
+    books = {p: without_widgets(nbformat.read(p, as_version=4)) for p in notebooks}
     titles = {p: title_of(nb, p.stem) for p, nb in books.items()}
     exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATES)], template_name="site")
     pages = []
