@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test unit notebooks lint bench clean
+.PHONY: lab test unit notebooks normalize site lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required (set PYTHON=python3.12, say)")'
@@ -27,6 +27,13 @@ unit: $(STAMP)  ## the unit tests only
 notebooks: $(STAMP)  ## re-execute every notebook in place so stored outputs and charts are fresh
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=300 notebooks/[0-9][0-9]_*.ipynb
+	$(BIN)/python tools/normalize_notebooks.py
+
+normalize: $(STAMP)  ## store notebooks as JupyterLab writes them (metadata only, no execution)
+	$(BIN)/python tools/normalize_notebooks.py
+
+site: $(STAMP)  ## static HTML of every notebook (stored outputs, nothing executed) in site/
+	$(BIN)/python tools/build_site.py site
 
 lint: $(STAMP)  ## ruff over the tree, the type checker over labkit/
 	$(BIN)/ruff check .

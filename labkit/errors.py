@@ -12,11 +12,24 @@ A labkit error shown in a notebook renders as its one sentence (IPython's
 
 from __future__ import annotations
 
+import traceback
+
 
 class LabkitError(Exception):
     """Base of every exception labkit raises about the state of a server or a pattern."""
 
+    _shown_once = False
+
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing the traceback: a learner sees the sentence
-        # that says what to do; `%tb` shows the frames for whoever wants them.
-        return [f"{type(self).__name__}: {self}"]
+        # that says what to do. `%tb` asks IPython to show the same exception again, and it
+        # calls this again (it has no other way in): the second time, give the frames.
+        if not self._shown_once:
+            self._shown_once = True
+            return [f"{type(self).__name__}: {self}"]
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            return traceback.format_exception(self)
+        return list(shell.InteractiveTB.structured_traceback(type(self), self, self.__traceback__))

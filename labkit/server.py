@@ -44,6 +44,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from labkit.client import Client, is_cluster
+from labkit.errors import LabkitError
 
 BACKENDS = ("url", "binary", "docker", "embedded")
 PORT_RANGE = (20000, 50000)
@@ -51,11 +52,11 @@ DOCKER_IMAGE = "redis:8.4.0"
 _START_TIMEOUT = 10.0
 
 
-class ServerNotFoundError(RuntimeError):
+class ServerNotFoundError(LabkitError, RuntimeError):
     """No Redis server could be reached or started."""
 
 
-class NotPrivateServerError(RuntimeError):
+class NotPrivateServerError(LabkitError, RuntimeError):
     """A server-wide command was asked of a server that labkit does not own."""
 
 
