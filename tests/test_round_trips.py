@@ -59,3 +59,30 @@ def test_round_trips_per_update(r: Any, ns: Namespace) -> None:
     assert rt.trips_per_update(r, key, rt.plain_update()) == 2
     assert rt.trips_per_update(r, key, rt.watch_update()) == 3  # WATCH, GET, MULTI+SET+EXEC
     assert rt.trips_per_update(r, key, rt.lua_update()) == 1
+
+
+def test_traced_counts_round_trips_and_server_commands(r: Any, ns: Namespace) -> None:
+    def three_sets(client: Any) -> None:
+        pipe = client.pipeline(transaction=False)
+        for i in range(3):
+            pipe.set(ns.key("{t}", i), i)
+        pipe.execute()
+
+    trips, sets = rt.traced(r, three_sets, "set")
+    assert sets >= 3
+    assert trips == 1  # the keys share a hash tag, so a cluster sends the batch to one node
+    assert rt.traced(r, lambda client: None, "set")[0] == 0
+
+
+def test_concurrently_runs_every_call_and_reraises() -> None:
+    results, seconds = rt.concurrently(lambda t, i: (t, i), threads=3, per_thread=4)
+    assert sorted(results) == [(t, i) for t in range(3) for i in range(4)] and seconds >= 0
+
+    def boom(t: int, i: int) -> None:
+        if t == 1 and i == 2:
+            raise KeyError("thread 1 failed")
+
+    with pytest.raises(KeyError, match="thread 1 failed"):
+        rt.concurrently(boom, threads=3, per_thread=4)
+    with pytest.raises(ValueError, match="threads"):
+        rt.concurrently(lambda t, i: None, threads=0)

@@ -7,7 +7,8 @@
 - ``interleaving`` shows deterministically what ``pipeline(transaction=False)`` gives up:
   another client's write lands in the middle of the batch, and a reader sees half of it.
 - ``contend`` runs a read-modify-write from several threads at once and counts the updates
-  lost, for three ways of writing it: plain GET/SET, WATCH with retries, a Lua script.
+  lost, for three ways of writing it: plain GET/SET, WATCH with retries, a Lua script;
+  ``concurrently`` is the thread rig under it (also for a learner's own function).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class Interleaving:
 
 
 def interleaving(
-    r: Client, log_key: str, gate_key: str, *, transaction: bool, timeout: float = 2.0
+    r: Client, log_key: str, gate_key: str, *, transaction: bool, timeout: float = 4.0
 ) -> Interleaving:
     """Run ``RPUSH log A1; BLPOP gate; RPUSH log A2`` as one pipeline while another client
     reads the log, then appends ``B1`` and opens the gate.
@@ -109,6 +110,8 @@ def interleaving(
     the reader sees ``[A1]`` and B1 lands between A1 and A2. Inside MULTI/EXEC a blocking
     command does not block (it answers at once), and the block runs as one: the reader sees
     both or neither, and B1 lands after. ``log_key`` and ``gate_key`` must share a hash slot.
+    ``timeout`` bounds the BLPOP and the wait for the batch to start; keep it under the
+    client's socket timeout. Raises TimeoutError when the batch did not start in time.
     """
     wait = checks.number("timeout", timeout, low=0.1, high=60.0)
     r.delete(log_key, gate_key)
@@ -133,6 +136,11 @@ def interleaving(
         if seen:
             break
         time.sleep(0.001)
+    if not seen and not failure:
+        r.rpush(gate_key, "go")  # let the batch finish rather than leave it blocked
+        worker.join(wait + 5.0)
+        r.delete(log_key, gate_key)
+        raise TimeoutError(f"the batch did not start within {wait} s; the machine is too busy")
     r.rpush(log_key, "B1")
     r.rpush(gate_key, "go")
     worker.join(wait + 5.0)
@@ -214,27 +222,30 @@ class Contention:
         return self.expected - self.final
 
 
-def contend(
-    r: Client, key: str, update: Update, *, threads: int = 4, per_thread: int = 50
-) -> Contention:
-    """Start ``threads`` threads together, each calling ``update(r, key)`` ``per_thread``
-    times on a document ``{"count": 0}``; count the increments that survived."""
+def concurrently(
+    call: Callable[[int, int], Any], *, threads: int = 4, per_thread: int = 50
+) -> tuple[list[Any], float]:
+    """Start ``threads`` threads together; thread ``t`` calls ``call(t, i)`` for each ``i`` in
+    ``range(per_thread)``. Returns every call's result and the seconds the whole run took.
+
+    The first exception raised in a thread is raised here once all threads have finished.
+    """
     n_threads = checks.integer("threads", threads, low=1, high=64)
-    n_updates = checks.integer("per_thread", per_thread, low=1, high=100_000)
-    r.set(key, json.dumps({FIELD: 0}))
+    n_calls = checks.integer("per_thread", per_thread, low=1, high=100_000)
     start = threading.Barrier(n_threads)
-    retries = [0] * n_threads
+    results: list[list[Any]] = [[] for _ in range(n_threads)]
     failures: list[BaseException] = []
 
-    def work(slot: int) -> None:
+    def work(t: int) -> None:
         try:
             start.wait()
-            for _ in range(n_updates):
-                retries[slot] += update(r, key)
+            for i in range(n_calls):
+                results[t].append(call(t, i))
         except BaseException as exc:  # reported by the caller's thread
             failures.append(exc)
+            start.abort()  # a thread that never reached the barrier must not strand the others
 
-    workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(n_threads)]
+    workers = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(n_threads)]
     t0 = time.perf_counter()
     for w in workers:
         w.start()
@@ -243,8 +254,20 @@ def contend(
     seconds = time.perf_counter() - t0
     if failures:
         raise failures[0]
+    return [x for per_thread_results in results for x in per_thread_results], seconds
+
+
+def contend(
+    r: Client, key: str, update: Update, *, threads: int = 4, per_thread: int = 50
+) -> Contention:
+    """Start ``threads`` threads together, each calling ``update(r, key)`` ``per_thread``
+    times on a document ``{"count": 0}``; count the increments that survived."""
+    r.set(key, json.dumps({FIELD: 0}))
+    retries, seconds = concurrently(
+        lambda _t, _i: update(r, key), threads=threads, per_thread=per_thread
+    )
     final = int(json.loads(r.get(key) or "{}").get(FIELD, 0))
-    return Contention(n_threads * n_updates, final, sum(retries), seconds)
+    return Contention(len(retries), final, sum(retries), seconds)
 
 
 def trips_per_update(r: Client, key: str, update: Update) -> int:
@@ -256,5 +279,23 @@ def trips_per_update(r: Client, key: str, update: Update) -> int:
         trips.reset()
         update(counted, key)
         return trips.count
+    finally:
+        counted.close()
+
+
+def traced(r: Client, fn: Callable[[Any], object], command: str) -> tuple[int, int]:
+    """Call ``fn(client)`` with a round-trip-counting client to the same server; return
+    (round trips it took, times the server ran ``command`` meanwhile).
+
+    The command count comes from ``INFO commandstats``: on a server others use, their calls
+    of the same command count too.
+    """
+    counted, trips = counting_client(r)
+    try:
+        before = command_stats(r)
+        fn(counted)
+        after = command_stats(r)
+        calls = after.get(command, (0, 0))[0] - before.get(command, (0, 0))[0]
+        return trips.count, calls
     finally:
         counted.close()
