@@ -30,11 +30,14 @@ def test_every_script_names_its_keys_argv_and_reply(name: str) -> None:
 
 
 def test_preludes_come_first_and_exist() -> None:
-    clock = scripts.load("prelude/clock")
-    assert "local function now_us()" in clock
+    assert "local function now_us()" in scripts.load("prelude/clock")
     for name in _script_names():
+        body = LUA.joinpath(*f"{name}.lua".split("/")).read_text("utf-8")
         text = scripts.load(name)
-        assert "-- uses:" not in text.split("local function now_us()")[0] or clock in text
+        assert text.endswith(body), f"{name}: the script itself must come last"
+        uses = re.findall(r"^--\s*uses:\s*(.+)$", body.split("\n\n", 1)[0], re.MULTILINE)
+        for prelude in (p for line in uses for p in line.split()):
+            assert scripts.load(f"prelude/{prelude}") in text[: -len(body)], f"{name}: {prelude}"
 
 
 def test_bad_names_are_refused() -> None:
