@@ -183,8 +183,9 @@ def s2_resurrections(
     """Sessions alive after a logout that raced an update, out of ``trials``.
 
     Naive: the update's GET returns, then the logout (DEL) runs, then the update writes the
-    blob back. labkit: the update and the logout start together from a barrier; each is one
-    script, so whichever runs second sees the other's result. Returns (naive, labkit).
+    blob back. labkit, each trial twice: the same order forced (logout, then the update's
+    script), and the two started together from a barrier; a trial counts if either left the
+    session alive. Returns (naive, labkit).
     """
     plain = naive.RedisSession(r, prefix=prefix)
     naive_alive = 0
@@ -208,10 +209,17 @@ def s2_resurrections(
             plain.destroy_session(sid)
     labkit_alive = 0
     for _ in range(trials):
+        # The naive order, forced: the update request has begun (it has nothing to read
+        # first), the logout runs, then the update's script runs.
         sid = store.create_session("alice")
+        store.destroy_session(sid)
+        store.update_session(sid, cart=[3])
+        resurrected = store.get_session(sid) is not None
+        # And left to the scheduler: both start together from a barrier.
+        raced = store.create_session("alice")
         start = threading.Barrier(2, timeout=20)
 
-        def race(i: int, sid: str = sid, start: Any = start) -> None:
+        def race(i: int, sid: str = raced, start: Any = start) -> None:
             start.wait()
             if i == 0:
                 store.update_session(sid, cart=[3])
@@ -219,9 +227,11 @@ def s2_resurrections(
                 store.destroy_session(sid)
 
         run_threads(2, race)
-        if store.get_session(sid) is not None:
+        resurrected |= store.get_session(raced) is not None
+        if resurrected:
             labkit_alive += 1
-            store.destroy_session(sid)
+        store.destroy_session(sid)
+        store.destroy_session(raced)
     return naive_alive, labkit_alive
 
 
@@ -267,7 +277,9 @@ def s4_fixation(r: Client, prefix: str, store: SessionStore, trials: int = 20) -
     """Planted ids that are logged in as the victim after the victim logs in with them.
 
     Naive: login writes the user into the same session (the article has no other tool).
-    labkit: login is ``rotate_session``. Returns (naive, labkit), each out of ``trials``.
+    labkit: login changes the user, so it starts a new session for the user and destroys the
+    planted one (``rotate_session`` keeps the user: it is for a privilege change by the same
+    user). Returns (naive, labkit), each out of ``trials``.
     """
     plain = naive.RedisSession(r, prefix=prefix)
     naive_hijacked = labkit_hijacked = 0
@@ -279,7 +291,8 @@ def s4_fixation(r: Client, prefix: str, store: SessionStore, trials: int = 20) -
         plain.destroy_session(planted)
 
         planted = store.create_session("visitor")
-        victim = store.rotate_session(planted, login="alice", role="admin")
+        store.destroy_session(planted)
+        victim = store.create_session("alice", role="admin")
         seen_labkit = store.get_session(planted)
         labkit_hijacked += bool(seen_labkit and seen_labkit.data.get("role") == "admin")
         store.destroy_session(victim)
@@ -412,7 +425,7 @@ def id_randomness(make_id: Callable[[], bytes], n: int = 300) -> dict[str, float
         "id bytes": width / 8,
         "CSPRNG bits drawn per id": csprng_bits,
         "bit positions that vary": varying,
-        "random bits per id (at most)": min(csprng_bits, varying),
+        "CSPRNG bits per id (at most)": min(csprng_bits, varying),
     }
 
 
@@ -440,8 +453,8 @@ def id_designs(r: Client, prefix: str, store: SessionStore) -> dict[str, Callabl
 def timeline(
     r: Client, prefix: str, idle: float, absolute: float, span: float, tick: float = 0.1
 ) -> pd.DataFrame:
-    """Three sessions watched every ``tick`` s for ``span`` s: labkit used every tick, labkit
-    never used, and the naive store's session (TTL ``idle``, whole seconds) used every tick.
+    """Four sessions watched every ``tick`` s for ``span`` s: labkit's and the naive store's
+    (TTL ``idle``, whole seconds), each used every tick and never used.
 
     Times are seconds since the watch began. Each row carries ``t before`` and ``t after``
     around its check, and ``created before`` / ``created after`` around the session's
@@ -462,6 +475,7 @@ def timeline(
         timed(lambda: store.create_session("quinn")),
     )
     naive_busy = timed(lambda: plain.create_session("nina"))
+    naive_quiet = timed(lambda: plain.create_session("nico"))
     checks = {
         "labkit, used every tick": (
             busy, lambda: store.refresh_session(busy[0]), store.keys.session_key(busy[0])),
@@ -471,6 +485,9 @@ def timeline(
         "naive, used every tick": (
             naive_busy, lambda: plain.refresh_session(naive_busy[0]),
             f"{prefix}session:{naive_busy[0]}"),
+        "naive, never used": (
+            naive_quiet, lambda: r.exists(f"{prefix}session:{naive_quiet[0]}") == 1,
+            f"{prefix}session:{naive_quiet[0]}"),
     }  # fmt: skip
     rows = []
     while time.monotonic() - t0 < span:
@@ -479,10 +496,11 @@ def timeline(
             ok = bool(alive())
             pttl = r.pttl(key or "")
             rows.append({"session": name, "t before": before, "t after": time.monotonic() - t0,
-                         "alive": ok, "PTTL (ms)": max(int(pttl), 0),
+                         "alive": ok, "PTTL (ms)": int(pttl),
                          "created before": c_before, "created after": c_after})  # fmt: skip
         time.sleep(tick)
     plain.destroy_session(naive_busy[0])
+    plain.destroy_session(naive_quiet[0])
     store.destroy_user_sessions("bea")
     store.destroy_user_sessions("quinn")
     return pd.DataFrame(rows)
@@ -493,7 +511,10 @@ def lifetimes(frame: pd.DataFrame) -> pd.DataFrame:
     and no longer than "first seen gone" (inf when it was never seen gone).
 
     A check that saw it alive began before the end; one that saw it gone ended after it; the
-    creation happened between "created before" and "created after".
+    creation happened between "created before" and "created after". "resolution (s)" is the
+    widest such bracket the checks could give: the longest span from the start of one check to
+    the end of the next, plus the creation's own bracket. A session whose life was exactly T
+    has "last seen alive" >= T - resolution and "first seen gone" <= T + resolution.
     """
     out = {}
     for name, part in frame.groupby("session"):
@@ -504,5 +525,160 @@ def lifetimes(frame: pd.DataFrame) -> pd.DataFrame:
             "first seen gone (s)": (
                 float(gone["t after"].min() - c_before) if len(gone) else float("inf")
             ),
+            "resolution (s)": float(
+                (part["t after"].shift(-1) - part["t before"]).max() + (c_after - c_before)
+            ),
         }
     return pd.DataFrame(out).T
+
+
+# -- memory per session ------------------------------------------------------------------
+
+
+def memory_per_session(m: Client, sizes: tuple[int, ...], prefix: str = "mem:") -> pd.DataFrame:
+    """``MEMORY USAGE ... SAMPLES 0`` of sessions of n short fields, for each n in ``sizes``.
+
+    ``m`` must be a private server (the thresholds are its settings). Two encodings of the same
+    plain strings, a JSON string and a Hash, each with short values only and with one value of
+    100 bytes; and the two stores holding the same short values: the article's
+    ``RedisSession`` (one JSON blob with its user and created-at) and labkit's ``SessionStore``
+    (each value as JSON text in its own field, plus ``_uid``, ``_created`` and ``_seen``).
+    One row per (fields, variant) with its bytes and encoding.
+    """
+    plain = naive.RedisSession(m, prefix=prefix)
+    store = SessionStore(m, prefix=prefix)
+    json_key, hash_key = f"{prefix}json", f"{prefix}hash"
+    rows = []
+
+    def row(n: int, kind: str, values: str, key: str) -> None:
+        rows.append({"fields": n, "variant": f"{kind}, {values}", "kind": kind, "values": values,
+                     "bytes": m.memory_usage(key, samples=0),
+                     "encoding": m.object("encoding", key)})  # fmt: skip
+
+    for n in sizes:
+        short: dict[Any, Any] = {f"field{i:04d}": f"value{i:04d}" for i in range(n)}
+        for data, values in (
+            (short, "short values"),
+            ({**short, "field0000": "x" * 100}, "one 100-byte value"),
+        ):
+            m.set(json_key, json.dumps(data))
+            m.delete(hash_key)
+            m.hset(hash_key, mapping=data)
+            row(n, "JSON string", values, json_key)
+            row(n, "Hash", values, hash_key)
+        naive_sid = plain.create_session("alice", short)
+        row(n, "naive RedisSession", "short values", f"{prefix}session:{naive_sid}")
+        sid = store.create_session("alice", **short)
+        row(n, "labkit SessionStore", "short values", store.keys.session_key(sid) or "")
+        plain.destroy_session(naive_sid)
+        store.destroy_session(sid)
+    m.delete(json_key, hash_key)
+    return pd.DataFrame(rows)
+
+
+# -- Flask-Session, driven by Flask's test client ----------------------------------------
+
+
+def flask_walkthrough(
+    app: Any, r: Client, blob_client: Client, trips: Any, key_prefix: str
+) -> tuple[pd.DataFrame, str, tuple[int, Any]]:
+    """Log in, read, add to the cart, forge the cookie's signature, read, log out.
+
+    ``app`` is a Flask app with Flask-Session on ``blob_client`` (counted by ``trips``) and
+    keys under ``key_prefix``; ``r`` reads those keys (TYPE, TTL). Returns one row per request
+    (status, reply, round trips, session keys, their type and TTL), the signed cookie, and
+    the session's (MEMORY USAGE, stored value) after login.
+    """
+    client = app.test_client()
+    rows = []
+
+    def session_keys() -> list[str]:
+        return sorted(r.scan_iter(match=f"{key_prefix}*", count=1000))
+
+    def visit(method: str, path: str, cookie: str | None = None) -> list[str]:
+        if cookie is not None:
+            client.set_cookie("session", cookie)
+        trips.reset()
+        reply = getattr(client, method)(path)
+        count = trips.count
+        keys = session_keys()
+        rows.append({"request": f"{method.upper()} {path}", "status": reply.status_code,
+                     "reply": reply.get_data(as_text=True).strip()[:40],
+                     "Redis round trips": count, "session keys": len(keys),
+                     "type": r.type(keys[0]) if keys else None,
+                     "TTL (s)": r.ttl(keys[0]) if keys else None})  # fmt: skip
+        return keys
+
+    visit("post", "/login")
+    cookie = client.get_cookie("session").value
+    key = visit("get", "/me")[0]
+    stored = (int(r.memory_usage(key, samples=0) or 0), blob_client.get(key))
+    visit("post", "/cart")
+    sid_part, signature = cookie.rsplit(".", 1)
+    visit("get", "/me", cookie=f"{sid_part}.{'A' * len(signature)}")  # a forged signature
+    visit("get", "/me", cookie=cookie)
+    visit("post", "/logout")
+    return pd.DataFrame(rows), cookie, stored
+
+
+def round_trips_per_request(
+    r: Client, naive_prefix: str, store_prefix: str
+) -> dict[str, tuple[int, int]]:
+    """Round trips of one read and of a one-value change: name -> (read, update).
+
+    For the article's ``RedisSession`` and labkit's ``SessionStore`` (its scripts loaded
+    first, so the count is the steady state).
+    """
+    counted, counter = counting_client(r)
+    try:
+        plain = naive.RedisSession(counted, prefix=naive_prefix)
+        store = SessionStore(counted, prefix=store_prefix)
+        naive_sid = plain.create_session("alice", {"cart": [42]})
+        sid = store.create_session("alice", cart=[42])
+        store.get_session(sid)
+        store.update_session(sid, cart=[42])  # loads the scripts: not part of the count
+        out = {}
+        for name, read, update in (
+            ("naive", lambda: plain.get_session(naive_sid),
+             lambda: plain.update_session(naive_sid, {"cart": [42, 43]})),
+            ("labkit", lambda: store.get_session(sid), lambda: store.update_session(sid, cart=[42, 43])),
+        ):  # fmt: skip
+            counter.reset()
+            read()
+            reads = counter.count
+            counter.reset()
+            update()
+            out[name] = (reads, counter.count)
+        plain.destroy_session(naive_sid)
+        store.destroy_session(sid)
+        return out
+    finally:
+        counted.close()
+
+
+# -- an ACL user confined to the session prefix ------------------------------------------
+
+
+def acl_attempts(webapp: Client, store: SessionStore) -> pd.DataFrame:
+    """What a client logged in as the confined ACL user may do: one row per attempt.
+
+    ``store`` runs on ``webapp``. Session calls first, then commands on another key.
+    """
+    import redis
+
+    def attempt(what: str, call: Callable[[], object]) -> dict[str, Any]:
+        try:
+            return {"as user webapp": what, "allowed": True, "reply": str(call())[:60]}
+        except redis.exceptions.NoPermissionError as exc:
+            return {"as user webapp": what, "allowed": False, "reply": str(exc)[:60]}
+
+    new_sid = store.create_session("bob", theme="light")
+    session = store.get_session(new_sid)
+    return pd.DataFrame([
+        attempt("create_session('bob')", lambda: new_sid),
+        attempt("get_session(bob's id)", lambda: session.data if session else None),
+        attempt("list_user_sessions('alice')", lambda: len(store.list_user_sessions("alice"))),
+        attempt("GET billing:card:alice", lambda: webapp.get("billing:card:alice")),
+        attempt("SET billing:card:alice", lambda: webapp.set("billing:card:alice", "stolen")),
+        attempt("FLUSHALL", lambda: webapp.flushall()),
+    ])  # fmt: skip
