@@ -63,6 +63,11 @@ def test_tags_per_entity_spread_and_one_tag_piles_up(cluster: LocalCluster, cns:
     assert cns.keys() == []  # the experiment removed what it wrote
 
 
+def test_spread_refuses_a_scheme_name_with_braces(cluster: LocalCluster, cns: Namespace) -> None:
+    with pytest.raises(ValueError, match="scheme"):
+        experiments.spread_over_primaries(cluster, cluster.client(), cns.prefix, {"{x}": str})
+
+
 def test_sharded_publish_stays_in_its_shard(cluster: LocalCluster, cns: Namespace) -> None:
     rc = cluster.client()
     try:

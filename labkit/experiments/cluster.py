@@ -194,6 +194,8 @@ def spread_over_primaries(
     entities = checks.integer("entities", entities, low=1, high=1_000_000)
     batch = checks.integer("batch", batch, low=1, high=10_000)
     checks.prefix(prefix)
+    for scheme in tags:
+        checks.tag_safe("scheme", scheme)  # it goes in the key, before the tag that must count
     rows: list[dict[str, Any]] = []
     for scheme, tag in tags.items():
         keys = [f"{prefix}{scheme}:{{{tag(i)}}}:cart:{i}" for i in range(entities)]
