@@ -39,9 +39,9 @@ slot (one shard). Flags are few and small; an application that checks them very 
 also cache them in process. ``prefix`` is the literal start of every key and ends with ``:``
 (default ``"feature:"``); in a notebook, ``ns.prefix_for("feature")``.
 
-Bad input (an empty or padded flag name, a blank user id, an int user id beyond 64 bits, a
-percent that is not a finite number in ``[0, 100]`` in 0.01 steps, a ``bool``) raises
-TypeError/ValueError naming the argument before anything is sent.
+Bad input (an empty or padded flag name, one holding a NUL, a blank user id, an int user id
+beyond 64 bits, a percent that is not a finite number in ``[0, 100]`` in 0.01 steps, a
+``bool``) raises TypeError/ValueError naming the argument before anything is sent.
 
 What it does not do: targeting rules beyond user ids (country, plan...), flag variants
 other than on/off, or an audit log of changes.
@@ -73,6 +73,10 @@ def _flag(flag: object) -> str:
     name = checks.text("flag", flag)
     if name != name.strip():
         raise ValueError(f"flag must be a name without surrounding spaces, got {name!r}")
+    if "\x00" in name:
+        # bucket() hashes "<flag>\x00<user>": a NUL in the name would let two (flag, user)
+        # pairs hash the same text, which the separator exists to rule out
+        raise ValueError(f"flag must not contain a NUL character (\\x00), got {name!r}")
     return name
 
 

@@ -285,6 +285,7 @@ def test_keys_share_one_hash_slot_under_the_prefix(flags: FeatureFlags, ns: Name
         (lambda f: f.set_rollout("x", 0.075), ValueError, "percent"),
         (lambda f: f.enable(""), ValueError, "flag"),
         (lambda f: f.enable(" x"), ValueError, "flag"),
+        (lambda f: f.enable("a\x00b"), ValueError, "flag"),
         (lambda f: f.disable(None), TypeError, "flag"),
         (lambda f: f.is_enabled("x", user_id=""), ValueError, "user_id"),
         (lambda f: f.is_enabled("x", user_id=1.5), TypeError, "user_id"),

@@ -1,20 +1,24 @@
 """Notebook 09's experiments: buckets computed in separate processes (labkit's SHA-256 bucket
-against the naive ``hash() % 100``), and the rollout sweep over a population of users.
+against the naive ``hash() % 100``), the rollout sweep over a population of users (labkit's
+stable buckets, and the article's ``random()`` rollout), and the count of users whose answer
+flips from one request to the next.
 
 These drive :mod:`labkit.flags`; the pattern itself imports nothing from here.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from labkit import checks, naive
 from labkit.flags import FeatureFlags
 
 # Run in a fresh interpreter: Python's hash() of a str is salted per process (PYTHONHASHSEED),
@@ -108,3 +112,39 @@ def rollout_sweep(
     # a fair coin per user misses the target by sqrt(p(1-p)/n): the binomial sigma
     frame["3 sigma (points)"] = 3 * np.sqrt(share * (1 - share) / len(population)) * 100
     return frame
+
+
+def users_who_flip(check: Callable[[str], bool], users: Sequence[str], requests: int) -> int:
+    """How many of ``users`` get a different answer from ``check`` on two consecutive requests.
+
+    Each user asks ``requests`` times in a row, as one page view after another would.
+    """
+    requests = checks.integer("requests", requests, low=2)
+    flipped = 0
+    for user in users:
+        answers = [check(user) for _ in range(requests)]
+        flipped += any(a != b for a, b in itertools.pairwise(answers))
+    return flipped
+
+
+def naive_rollout_sweep(
+    flags: naive.FeatureFlags, flag: str, population: Sequence[str], percents: Sequence[float]
+) -> pd.DataFrame:
+    """The article's ``is_enabled_for_percentage`` at each percent in turn, once per user.
+
+    The same columns as :func:`rollout_sweep`'s first two: the enabled share and the users
+    who had the feature at the previous step and lost it at this one.
+    """
+    previous = np.zeros(len(population), dtype=bool)
+    rows = []
+    for p in percents:
+        on = np.array([flags.is_enabled_for_percentage(flag, u, float(p)) for u in population])
+        rows.append(
+            {
+                "target %": p,
+                "enabled %": on.mean() * 100,
+                "turned off since last step": int((previous & ~on).sum()),
+            }
+        )
+        previous = on
+    return pd.DataFrame(rows).set_index("target %")
