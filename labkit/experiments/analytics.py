@@ -1,6 +1,7 @@
-"""Notebook 07's experiments: the event sample, the unique-user trade-off sweep (memory and
-error of SET, HyperLogLog and bitmap from 10^3 to 10^6 users), and DAU/WAU/MAU windows
-checked against pandas.
+"""Notebook 07's experiments: the event sample, the article's tracker replayed on a chosen
+server clock, the unique-user trade-off sweep (memory and error of SET, HyperLogLog and
+bitmap from 10^3 to 10^6 users), DAU/WAU/MAU windows checked against pandas, and what a
+multi-day union copies through the client on a cluster.
 
 These drive :class:`labkit.analytics.Analytics`; the pattern itself imports nothing from
 here (and no numpy: its bulk loader takes any integer array by duck typing).
@@ -9,13 +10,19 @@ here (and no numpy: its bulk loader takes any integer array by duck typing).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from labkit import data_path
+from labkit import data_path, naive
 from labkit.analytics import METHODS, Analytics
+from labkit.client import Client
 from labkit.keys import Namespace, escape_glob, scan_unlink
 
 
@@ -25,6 +32,35 @@ def load_events() -> pd.DataFrame:
     events = pd.read_csv(data_path("events_sample.csv.gz"))
     events["day"] = pd.to_datetime(events["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
     return events
+
+
+def naive_replay(
+    tracker: naive.RedisAnalytics,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    zone: str,
+    arrival: float | None = None,
+) -> int:
+    """Feed ``rows`` (event, user_id, ts, ...) to the article's ``track_event`` as a server in
+    time zone ``zone`` would: ``time.time()`` and ``time.strftime`` inside ``labkit.naive``
+    read a clock standing at the moment the event arrives, each row's own ``ts`` (recorded
+    live) or the one instant ``arrival`` (a backlog drained at once). Nothing else changes:
+    the article's commands, in its order. Returns how many events were sent.
+    """
+    local = ZoneInfo(zone)
+    clock = SimpleNamespace(now=0.0)
+    fake_time = SimpleNamespace(
+        time=lambda: clock.now,
+        strftime=lambda fmt: datetime.fromtimestamp(clock.now, tz=local).strftime(fmt),
+    )
+    sent = 0
+    with mock.patch.object(naive, "time", fake_time):
+        for row in rows:
+            clock.now = float(row["ts"] if arrival is None else arrival)
+            extra = {k: v for k, v in row.items() if k not in ("event", "user_id", "ts")}
+            tracker.track_event(row["event"], row["user_id"], extra)
+            sent += 1
+    return sent
 
 
 def unique_user_tradeoff(
@@ -42,7 +78,8 @@ def unique_user_tradeoff(
     is ~50 MB).
 
     Columns: users, method, estimate, relative error %, bytes (MEMORY USAGE), value bytes
-    (STRLEN of the HLL), load (s).
+    (STRLEN of the HLL or the bitmap: the string itself, before the allocator rounds it up),
+    load (s).
     """
     rows = []
     for n in sizes:
@@ -53,7 +90,9 @@ def unique_user_tradeoff(
             counter.add_users(day, ids, batch=50_000)
             load = time.perf_counter() - started
             estimate = counter.unique_users(day)
-            value_bytes = ns.r.strlen(counter.key(day, "hll")) if method == "hll" else None
+            value_bytes = (
+                ns.r.strlen(counter.key(day, method)) if method in ("hll", "bitmap") else None
+            )
             rows.append(
                 {
                     "users": n,
@@ -101,3 +140,51 @@ def active_user_windows(
         exact_col = frame["exact (pandas)"]
         frame["hll error %"] = 100 * (frame["hll"] - exact_col) / exact_col
     return frame
+
+
+def cluster_union_cost(
+    single: Client,
+    cluster: Client,
+    prefix: str,
+    *,
+    days: Sequence[str],
+    users_per_day: int,
+    id_space: int,
+    rng: np.random.Generator,
+    repeats: int = 3,
+) -> pd.DataFrame:
+    """Load the same random users into ``days`` on a single node and on a cluster (every
+    method), then time ``active_users`` over all of them on each (best of ``repeats``) and
+    add up what the cluster path copies through the client: the DUMP payload of every day
+    key, which it reads and then RESTOREs (so twice that crosses the network).
+
+    Columns: method, days, users per day, answer, DUMP bytes per call, single node (ms),
+    cluster (ms).
+    """
+    boards = {
+        where: Analytics(client, prefix=prefix, methods=METHODS)
+        for where, client in (("single node", single), ("cluster", cluster))
+    }
+    for day in days:
+        ids = rng.choice(id_space, size=users_per_day, replace=False)
+        for board in boards.values():
+            board.add_users(day, ids)
+    rows = []
+    for method in METHODS:
+        keys = [boards["cluster"].key(day, method) for day in days]
+        dumped = sum(len(cluster.dump(key) or b"") for key in keys)
+        row: dict[str, object] = {
+            "method": method,
+            "days": len(days),
+            "users per day": users_per_day,
+            "DUMP bytes per call": dumped,
+        }
+        for where, board in boards.items():
+            best = float("inf")
+            for _ in range(repeats):
+                started = time.perf_counter()
+                row["answer"] = board.active_users(days[-1], len(days), method)
+                best = min(best, time.perf_counter() - started)
+            row[f"{where} (ms)"] = 1000 * best
+        rows.append(row)
+    return pd.DataFrame(rows)
