@@ -196,6 +196,48 @@ def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def bench_sliding_log_worst_case(r: Any, ns: labkit.Namespace) -> pd.DataFrame:
+    """Server time of the first decision after a full window of ``limit`` entries expired.
+
+    The control is what the log did before decisions were bounded: remove every expired
+    entry in the decision (ZREMRANGEBYSCORE over the same full log), timed on a copy.
+    The steady column is the mean server time of the 1,000 decisions that follow.
+    """
+    from labkit.ratelimit import SlidingLog
+
+    rows = []
+    for limit in (1_000, 10_000, 100_000):
+        limiter = SlidingLog(r, limit, 10.0, prefix=ns.prefix_for(f"worst-{limit}"))
+        limiter.hit("u", cost=limit, now=100.0)  # a full window, then it expires
+        log = limiter.keys("u")[0]
+        r.copy(log, log + ":copy")
+        first = server_time(r, lambda limiter=limiter: limiter.hit("u", now=200.0), calls=1)
+        steady = server_time(r, lambda limiter=limiter: limiter.hit("u", now=200.0), calls=1_000)
+        unbounded = server_time(r, lambda log=log: r.zremrangebyscore(log + ":copy", "-inf", 110_000_000), calls=1)
+        rows.append({"limit": limit, "first decision after expiry, server µs": round(first, 1),
+                     "steady decision, server µs": round(steady, 1),
+                     "control: removing every expired entry at once, server µs": round(unbounded, 1)})
+        ns.cleanup()
+    return pd.DataFrame(rows).set_index("limit")
+
+
+def replace_section(title: str, table: str, command: str) -> None:
+    """Replace (or append) one "### <title>" section of RESULTS.md, leaving the rest as it is."""
+    path = HERE / "RESULTS.md"
+    text = path.read_text()
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    section = f"### {title}\n\nMeasured {stamp} on {machine()} (`python -m benchmarks {command}`).\n\n{table}\n"
+    head = f"### {title}\n"
+    if head in text:
+        start = text.index(head)
+        end = text.find("\n#", start + 1)
+        text = text[:start] + section + (text[end:] if end != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+    print(table)
+
+
 def bench_lock_peers(r: Any, ns: labkit.Namespace, url: str) -> pd.DataFrame:
     """Uncontended cost, contended throughput and handoff latency, labkit vs two peers.
 
@@ -403,6 +445,11 @@ def replace_locks_table() -> None:
 def main(sections: list[str]) -> None:
     if sections == ["locks"]:
         replace_locks_table()
+        return
+    if sections == ["sliding-log"]:
+        with private_server() as (r, ns, _server):
+            table = bench_sliding_log_worst_case(r, ns).to_markdown()
+        replace_section("Rate limiting: the sliding log's worst-case decision", table, "sliding-log")
         return
     wanted = set(sections) or {"floor", "peers", "ceiling", "notebooks"}
     report = [f"# Benchmark results\n\nMachine: {machine()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"

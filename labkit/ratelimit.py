@@ -73,7 +73,7 @@ pass their own ``now`` are trusted to use one clock; a clock that runs backwards
 conservatively (the newest window seen so far keeps counting).
 
 Keys, all built in ``_key``: ``<prefix>{<key>}:<kind>``, kind ``fw`` (FixedWindow hash),
-``log`` and ``seq`` (SlidingLog sorted set and member counter), ``swc`` (SlidingWindowCounter
+``log`` (SlidingLog sorted set), ``swc`` (SlidingWindowCounter
 hash), ``tb`` (TokenBucket theoretical arrival time). The default prefix is ``ratelimit:``;
 like every labkit prefix it is the literal start of each key and ends with ``:``.
 """
@@ -223,19 +223,30 @@ class SlidingLog(Limiter):
     """Exact: admitted when fewer than ``limit`` admitted units lie in ``(now - window, now]``.
 
     One sorted-set member per admitted unit, scored by its time; members are
-    ``<time>:<sequence>`` so two requests in the same microsecond are both kept. A rejected
-    request is not recorded: a client retrying in a tight loop gets through as soon as the
-    oldest entry leaves the window. The set never holds more than ``limit`` members, so
-    memory is O(limit) and each decision O(log limit); a ``hit`` of cost ``n`` adds ``n``
-    members in one script, which is why ``limit`` is at most ``MAX_LIMIT``.
+    ``<time>:<n>`` so two requests in the same microsecond are both kept. A rejected request
+    is not recorded: a client retrying in a tight loop gets through as soon as the oldest
+    entry leaves the window.
+
+    Bounded work per decision: the live units are counted with ZCOUNT (O(log n)), so expired
+    entries need not be removed first; each ``hit`` removes at most ``cost + TRIM_BATCH`` of
+    the oldest expired entries. A decision right after a full window of ``limit`` entries
+    expired therefore costs the same as any other, instead of removing all of them in one
+    call while every other client of the server waits. The log holds at most ``limit`` live
+    members plus expired ones awaiting removal (fewer by at least ``TRIM_BATCH`` per ``hit``),
+    so memory is O(limit). A ``hit`` of cost ``n`` adds ``n`` members in one script, which is
+    why ``limit`` is at most ``MAX_LIMIT``.
     """
 
-    KIND = ("log", "seq")
+    KIND = ("log",)
     SCRIPT = scripts.load("ratelimit/sliding_log")
     MAX_LIMIT = 100_000
+    TRIM_BATCH = 64
 
     def _settings(self) -> list[str | int]:
         return [self.limit, self._window_us]
+
+    def _args(self, cost: object, now: object, consume: bool) -> list[str | int]:
+        return [*super()._args(cost, now, consume), self.TRIM_BATCH]
 
 
 class SlidingWindowCounter(Limiter):

@@ -469,6 +469,46 @@ def test_sliding_log_memory_is_bounded_by_limit(r: redis.Redis, ns: Namespace) -
     assert r.zcard(limiter.keys("u")[0]) == 10
 
 
+def test_sliding_log_work_per_decision_is_bounded_after_a_full_window_expires(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    """Regression: the first hit after a full window expired removed every entry in one call
+    (a 100,000-entry log took ~75 ms of server time, blocking every other client)."""
+    limit = 5_000
+    limiter = SlidingLog(r, limit, 10.0, prefix=ns.prefix)
+    assert limiter.hit("u", cost=limit, now=100.0).allowed
+    log = limiter.keys("u")[0]
+    assert r.zcard(log) == limit
+    first = limiter.hit("u", now=200.0)  # the whole window has expired
+    assert first.allowed and first.remaining == limit - 1
+    assert r.zcard(log) == limit + 1 - (1 + SlidingLog.TRIM_BATCH)  # removed cost + batch
+    for _ in range(limit // SlidingLog.TRIM_BATCH + 1):
+        limiter.hit("u", now=200.0)
+    assert r.zcount(log, "(190000000", "+inf") == r.zcard(log)  # the backlog is gone
+
+
+class _NoSpareTrim(SlidingLog):
+    TRIM_BATCH = 0  # each hit removes only as many expired entries as its cost
+
+
+@FAST
+@given(times=st.lists(st.integers(0, 10_000_000), min_size=1, max_size=40).map(sorted),
+       limit=st.integers(1, 8), window_ms=st.integers(50, 4000))
+def test_sliding_log_stays_exact_when_expired_entries_linger(
+    r: redis.Redis, ns: Namespace, times: list[int], limit: int, window_ms: int
+) -> None:
+    limiter = _NoSpareTrim(r, limit, window_ms / 1000, prefix=ns.prefix)
+    decisions = replay(limiter, fresh_key(), [t / 1e6 for t in times])
+    window_us = window_ms * 1000
+    admitted: list[int] = []
+    for t, decision in zip(times, decisions, strict=True):
+        live = sum(1 for a in admitted if a > t - window_us)
+        assert decision.allowed == (live < limit)
+        assert decision.remaining == max(0, limit - live - (1 if decision.allowed else 0))
+        if decision.allowed:
+            admitted.append(t)
+
+
 def test_sliding_log_retry_after_is_when_the_oldest_entry_leaves(
     r: redis.Redis, ns: Namespace
 ) -> None:
