@@ -338,15 +338,20 @@ def slow_subscriber(
                 out["disconnections"] = int(
                     r.info("stats").get("client_output_buffer_limit_disconnections", -1)
                 )
+                # what ended a listener, before the rig ends the naive one on purpose
+                out["thread_deaths"] = [type(e).__name__ for e in deaths]
                 if sub is not None:
                     out["reconnects"] = sub.reconnects
                     out["disconnects"] = len(sub.disconnects)
                     sub.stop()
                 else:
                     out["reconnects"] = out["disconnects"] = 0  # nobody counts them
+                    # subscribed again? (redis-py reconnects a pub/sub connection by itself)
+                    out["listening_after"] = thread.is_alive() and _handshake(
+                        pub, "feed", inbox, "after"
+                    )
                     if thread.is_alive():
                         _end_naive(r, "feed", thread)
-                out["thread_deaths"] = len(deaths)
         finally:
             done.set()
             r.close()
