@@ -130,7 +130,11 @@ def _is_number(value: Any) -> bool:
 
 def _format_margin(margin: float | None) -> str:
     # Signed: + is inside the bound by that much, - is outside; "—" when there is no number.
-    return "—" if margin is None else f"{margin:+.3g}"
+    # Exactly on the bound (an equality claim that holds) is "0": neither in nor out, and an
+    # "==" margin of -0.0 must not read as a miss.
+    if margin is None:
+        return "—"
+    return "0" if margin == 0 else f"{margin:+.3g}"
 
 
 @dataclass

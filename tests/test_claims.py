@@ -20,7 +20,7 @@ def test_claim_holds_when_measured_passes_and_control_misses() -> None:
         1,
         "<= 1",
         8,
-        "+0",
+        "0",
         True,
     )
 
@@ -111,3 +111,12 @@ def test_check_still_works_for_notebooks_not_yet_moved() -> None:
 def test_no_claims_is_a_failure() -> None:
     with pytest.raises(AssertionError, match="no claims"):
         Claims().verify()
+
+
+def test_an_exact_equality_claim_shows_margin_zero_not_minus_zero() -> None:
+    claims = Claims()
+    assert claims.add("no lost updates", 0, ("==", 0), control=3) is True
+    assert claims.add("one round trip", 1.0, ("==", 1), control=2) is True
+    assert claims.table()["margin"].tolist() == ["0", "0"]
+    claims.add("two misses", 2, ("==", 0), control=3)
+    assert claims.table()["margin"].tolist()[-1] == "-2"

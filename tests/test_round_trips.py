@@ -86,3 +86,19 @@ def test_concurrently_runs_every_call_and_reraises() -> None:
         rt.concurrently(boom, threads=3, per_thread=4)
     with pytest.raises(ValueError, match="threads"):
         rt.concurrently(lambda t, i: None, threads=0)
+
+
+def test_interleaved_calls_after_round_outside_the_timing() -> None:
+    ticks: list[int] = []
+    samples = rt.interleaved({"a": lambda: None}, 4, warmup=1, after_round=lambda: ticks.append(1))
+    assert len(ticks) == 4 and samples["a"].shape == (4,)
+
+
+def test_foreign_writes_land_inside_a_plain_batch_never_inside_multi(r: Any, ns: Namespace) -> None:
+    result = rt.foreign_writes(r, ns.key("fw"), batch=5_000, attempts=1, max_attempts=10)
+    assert result[True].inside == 0 and result[True].attempts == result[False].attempts
+    assert result[False].inside > 0  # the writer ran concurrently with the plain batches
+    assert result[True].outside > 0  # ... and during the transaction arm too
+    assert ns.keys() == []
+    with pytest.raises(ValueError, match="max_attempts"):
+        rt.foreign_writes(r, ns.key("fw"), attempts=3, max_attempts=2)

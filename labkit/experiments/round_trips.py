@@ -4,8 +4,10 @@
   lands on every variant alike instead of on whichever ran during it.
 - ``command_stats`` / ``server_usec`` read the server's own time per command from
   ``INFO commandstats``, to split a round trip into the server's work and everything else.
-- ``interleaving`` shows deterministically what ``pipeline(transaction=False)`` gives up:
-  another client's write lands in the middle of the batch, and a reader sees half of it.
+- ``interleaving`` stages what ``pipeline(transaction=False)`` gives up (an illustration: a
+  BLPOP pins the moment): another client's write lands in the middle of the batch.
+- ``foreign_writes`` measures it on one workload for both arms: a big RPUSH pipeline while
+  another client keeps writing the same list; count that client's writes inside the batch.
 - ``contend`` runs a read-modify-write from several threads at once and counts the updates
   lost, for three ways of writing it: plain GET/SET, WATCH with retries, a Lua script;
   ``concurrently`` is the thread rig under it (also for a learner's own function).
@@ -34,12 +36,17 @@ FIELD = "count"
 
 
 def interleaved(
-    calls: Mapping[str, Callable[[], object]], rounds: int, *, warmup: int = 20
+    calls: Mapping[str, Callable[[], object]],
+    rounds: int,
+    *,
+    warmup: int = 20,
+    after_round: Callable[[], object] | None = None,
 ) -> dict[str, np.ndarray]:
     """Seconds taken by each call, timed round robin: one of each per round, ``rounds`` rounds.
 
     The starting call rotates every round, so no variant always runs first (or right after
-    the same neighbour). ``warmup`` untimed rounds come first.
+    the same neighbour). ``warmup`` untimed rounds come first. ``after_round`` (e.g. a
+    progress bar's ``update``) is called after each timed round, outside the timing.
     """
     if not calls:
         raise ValueError("calls must name at least one callable")
@@ -58,6 +65,8 @@ def interleaved(
             t0 = clock()
             fns[which]()
             samples[which, i] = clock() - t0
+        if after_round is not None:
+            after_round()
     return {name: samples[j] for j, name in enumerate(names)}
 
 
@@ -149,6 +158,98 @@ def interleaving(
     final = [checks.as_text(x) for x in r.lrange(log_key, 0, -1)]
     r.delete(log_key, gate_key)
     return Interleaving(transaction, seen, final)
+
+
+@dataclass(frozen=True)
+class ForeignWrites:
+    """Another client's writes that landed inside a batch, over ``attempts`` batches."""
+
+    transaction: bool
+    attempts: int
+    batch: int  # commands per batch
+    inside: int  # the other client's writes between the batch's first and last element
+    outside: int  # its writes before or after the batch
+
+
+# The batch's element: 64 bytes make the batch arrive in more reads (the server reads a
+# client's input 16 KB at a time and serves other clients between reads), so the other
+# client gets more chances to land in the middle when nothing keeps it out.
+_A = "A" * 64
+
+
+def _foreign_writes_once(
+    r: Client, key: str, *, transaction: bool, batch: int, wait: float
+) -> tuple[int, int]:
+    r.delete(key)
+    stop = threading.Event()
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            while not stop.is_set():
+                r.rpush(key, "B")
+                started.set()
+        except BaseException as exc:  # reported by the caller's thread
+            failure.append(exc)
+            started.set()
+
+    worker = threading.Thread(target=writer, daemon=True)
+    worker.start()
+    try:
+        # The writer must be running before the batch goes out, or nothing can interleave.
+        if not started.wait(wait):
+            raise TimeoutError(f"the writer did not start within {wait} s; the machine is too busy")
+        pipe = r.pipeline(transaction=transaction)
+        for _ in range(batch):
+            pipe.rpush(key, _A)
+        pipe.execute()
+    finally:
+        stop.set()
+        worker.join(wait + 5.0)
+    if failure:
+        raise failure[0]
+    log = [checks.as_text(x) for x in r.lrange(key, 0, -1)]
+    r.delete(key)
+    first, last = log.index(_A), len(log) - 1 - log[::-1].index(_A)
+    inside = log[first : last + 1].count("B")
+    return inside, log.count("B") - inside
+
+
+def foreign_writes(
+    r: Client,
+    key: str,
+    *,
+    batch: int = 10_000,
+    attempts: int = 2,
+    max_attempts: int = 6,
+    timeout: float = 10.0,
+) -> dict[bool, ForeignWrites]:
+    """Send ``batch`` ``RPUSH key A...`` (a 64-byte element) in one pipeline while another client keeps sending
+    ``RPUSH key B``; count the Bs that land between the first and the last A.
+
+    Both arms (``transaction=False`` and ``True``) run the same workload, alternating, for
+    ``attempts`` rounds; while the plain arm has not shown a single interleaved write yet, more
+    rounds follow, up to ``max_attempts`` (on a busy machine a batch can slip through before
+    the writer gets a turn). Returns ``{transaction: ForeignWrites}``. ``timeout`` bounds the
+    wait for the writer to start. Raises TimeoutError when it does not.
+    """
+    n = checks.integer("batch", batch, low=1, high=1_000_000)
+    low = checks.integer("attempts", attempts, low=1, high=100)
+    high = checks.integer("max_attempts", max_attempts, low=low, high=100)
+    wait = checks.number("timeout", timeout, low=0.1, high=60.0)
+    totals = {False: [0, 0], True: [0, 0]}
+    rounds = 0
+    while rounds < low or (totals[False][0] == 0 and rounds < high):
+        rounds += 1
+        for tx in (False, True):
+            inside, outside = _foreign_writes_once(r, key, transaction=tx, batch=n, wait=wait)
+            totals[tx][0] += inside
+            totals[tx][1] += outside
+    return {
+        tx: ForeignWrites(tx, rounds, n, inside, outside)
+        for tx, (inside, outside) in totals.items()
+    }
 
 
 def _think(seconds: float) -> None:
