@@ -1,6 +1,6 @@
 """Make ``catalogue.sqlite``: a small, seeded product catalogue for notebook 01 (caching).
 
-    python data/make_catalogue.py          # rewrites data/catalogue.sqlite next to this file
+    python data/make_catalogue.py          # rewrites labkit/data/catalogue.sqlite (shipped with the package)
 
 Tables: ``categories`` (50 rows), ``products`` (2,000 rows), ``reviews`` (3,000 rows). The same
 seed gives the same rows every time. ``reviews.product_id`` is deliberately left without an
@@ -20,7 +20,7 @@ SEED = 2015
 N_CATEGORIES = 50
 N_PRODUCTS = 2000
 N_REVIEWS = 3000
-OUT = Path(__file__).resolve().parent / "catalogue.sqlite"
+OUT = Path(__file__).resolve().parent.parent / "labkit" / "data" / "catalogue.sqlite"
 
 # ? = product id. Returns the product's own row first (rank 0), then its category's five
 # best-rated products, each with review count and mean rating.

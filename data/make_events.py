@@ -1,6 +1,6 @@
-"""Make data/events_sample.csv.gz: a seeded, realistic product event log for notebook 07.
+"""Make labkit/data/events_sample.csv.gz: a seeded, realistic product event log for notebook 07.
 
-    python data/make_events.py            # writes data/events_sample.csv.gz (same bytes every run)
+    python data/make_events.py            # writes labkit/data/events_sample.csv.gz (same bytes every run)
 
 Columns: ``ts`` (epoch seconds, UTC), ``user_id`` (dense int, 0..N_USERS-1), ``event``,
 ``platform``. The shape, all from one seed:
@@ -40,7 +40,7 @@ EVENT_TYPES = {
     "purchase": 0.03,
 }
 PLATFORMS = {"web": 0.5, "ios": 0.3, "android": 0.2}
-OUT = Path(__file__).resolve().parent / "events_sample.csv.gz"
+OUT = Path(__file__).resolve().parent.parent / "labkit" / "data" / "events_sample.csv.gz"
 
 
 def diurnal_weights() -> np.ndarray:

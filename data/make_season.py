@@ -29,7 +29,7 @@ MATCHES = 4000
 DAYS = 28
 DRAW_CHANCE = 0.12
 START = datetime(2026, 3, 2, tzinfo=UTC)
-OUT = Path(__file__).resolve().parent / "season.csv.gz"
+OUT = Path(__file__).resolve().parent.parent / "labkit" / "data" / "season.csv.gz"
 
 _SYLLABLES = (
     "ka", "zu", "mi", "ro", "el", "an", "to", "vi", "sha", "dor", "lin", "mar", "qi", "bex",

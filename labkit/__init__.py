@@ -75,14 +75,17 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# The data sets ship inside the package (package data), so an installed labkit finds them
+# without a checkout; the scripts that make them stay in the repository's data/ folder.
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def data_path(name: str) -> Path:
-    """Path of a file in the repository's ``data/`` folder; raises if it is missing."""
+    """Path of a data set shipped with labkit (``labkit/data/``); raises if it is missing."""
     path = DATA_DIR / name
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(
-            f"{path} does not exist; the data sets are made by the scripts in {DATA_DIR}"
+            f"{path} does not exist; the data sets ship in labkit/data/ and are made by the "
+            "scripts in the repository's data/ folder (python data/make_<name>.py)"
         )
     return path

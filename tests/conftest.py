@@ -5,6 +5,9 @@
 else a private server) and once against a private three-primary ``LocalCluster``, so every
 pattern is proven to keep its multi-key operations inside one hash slot.
 Tests that need server settings start their own ``RedisServer``.
+
+Under pytest-xdist (``make test``) each worker is its own process, so these session fixtures
+give every worker its own private server and cluster.
 """
 
 from __future__ import annotations
