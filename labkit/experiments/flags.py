@@ -218,7 +218,7 @@ def tracking_invalidation(
     timeout = checks.number("timeout", timeout, low=0, high=60, low_open=True)
     settings = _node_kwargs(r, key)
     # RESP2 on purpose: a RESP3 connection gets the invalidation as a push, which redis-py's
-    # parser hands to its own cache machinery instead of returning it; REDIRECT is how a
+    # parser hands to its push handlers instead of returning it; REDIRECT is how a
     # RESP2 client receives them, as a pub/sub message on a second connection.
     listener = redis.Connection(**settings, protocol=2)
     reader = redis.Connection(**settings, protocol=2)
