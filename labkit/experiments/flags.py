@@ -1,7 +1,8 @@
 """Notebook 09's experiments: buckets computed in separate processes (labkit's SHA-256 bucket
 against the naive ``hash() % 100``), the rollout sweep over a population of users (labkit's
-stable buckets, and the article's ``random()`` rollout), and the count of users whose answer
-flips from one request to the next.
+stable buckets, and the article's ``random()`` rollout), the count of users whose answer
+flips from one request to the next, a learner's function run in another process, and
+client-side caching by hand (``CLIENT TRACKING ... REDIRECT``) for a flag hash.
 
 These drive :mod:`labkit.flags`; the pattern itself imports nothing from here.
 """
@@ -13,12 +14,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import redis
+from redis.cluster import RedisCluster
 
 from labkit import checks, naive
+from labkit.client import Client
 from labkit.flags import FeatureFlags
 
 # Run in a fresh interpreter: Python's hash() of a str is salted per process (PYTHONHASHSEED),
@@ -148,3 +154,93 @@ def naive_rollout_sweep(
         )
         previous = on
     return pd.DataFrame(rows).set_index("target %")
+
+
+# The learner's function arrives as source text and runs in a fresh interpreter with its own
+# PYTHONHASHSEED: an answer that depends on hash() changes there, one from hashlib does not.
+_CALL_SCRIPT = """
+import hashlib, json, sys
+spec = json.load(sys.stdin)
+scope = {"hashlib": hashlib}
+exec(spec["source"], scope)
+function = scope[spec["function"]]
+print(json.dumps([bool(function(*args)) for args in spec["calls"]]))
+"""
+
+
+def answers_in_a_new_process(
+    source: str, function: str, calls: Sequence[Sequence[Any]], seed: int
+) -> list[bool]:
+    """``bool(function(*args))`` for each of ``calls``, computed by a new Python process.
+
+    ``source`` defines ``function`` (``inspect.getsource`` of a notebook function; ``hashlib``
+    is already imported for it). ``seed`` is that process's PYTHONHASHSEED, so its ``hash()``
+    of a str differs from this process's, as another app server's would.
+    """
+    seed = checks.integer("seed", seed, low=0, high=4_294_967_295)
+    spec = json.dumps({"source": source, "function": function, "calls": [list(a) for a in calls]})
+    out = subprocess.run(
+        [sys.executable, "-c", _CALL_SCRIPT],
+        input=spec,
+        env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [bool(answer) for answer in json.loads(out.stdout)]
+
+
+_INVALIDATE_CHANNEL = "__redis__:invalidate"
+
+
+def _node_kwargs(r: Client, key: str) -> dict[str, Any]:
+    """Connection settings of the server that holds ``key`` (a cluster's node for its slot)."""
+    if isinstance(r, RedisCluster):
+        kwargs = r.get_node_from_key(key).redis_connection.connection_pool.connection_kwargs
+    else:
+        kwargs = r.connection_pool.connection_kwargs
+    names = ("host", "port", "username", "password")
+    return {name: kwargs[name] for name in names if name in kwargs}
+
+
+def tracking_invalidation(
+    r: Client, key: str, change: Callable[[], object], *, track: bool = True, timeout: float = 2.0
+) -> dict[str, Any]:
+    """Does a write to ``key`` reach a process that has it cached? Client-side caching by hand.
+
+    A listener connection subscribes to ``__redis__:invalidate``; a reader connection sends
+    ``CLIENT TRACKING on REDIRECT <listener id>`` (skipped when ``track`` is False: the
+    control) and reads ``key`` with HGETALL, as a process filling its flag cache would. Then
+    ``change()`` writes the key through any client. Returns ``delivered`` (the push naming
+    ``key`` arrived within ``timeout`` s) and ``latency (ms)`` from the start of the write to
+    the push (NaN when none came). Both connections go to the server holding ``key``.
+    """
+    timeout = checks.number("timeout", timeout, low=0, high=60, low_open=True)
+    settings = _node_kwargs(r, key)
+    # RESP2 on purpose: a RESP3 connection gets the invalidation as a push, which redis-py's
+    # parser hands to its push handlers instead of returning it; REDIRECT is how a
+    # RESP2 client receives them, as a pub/sub message on a second connection.
+    listener = redis.Connection(**settings, protocol=2)
+    reader = redis.Connection(**settings, protocol=2)
+    try:
+        listener.send_command("CLIENT", "ID")
+        listener_id = int(listener.read_response())
+        listener.send_command("SUBSCRIBE", _INVALIDATE_CHANNEL)
+        listener.read_response()  # the subscribe confirmation
+        if track:
+            reader.send_command("CLIENT", "TRACKING", "on", "REDIRECT", listener_id)
+            reader.read_response()
+        reader.send_command("HGETALL", key)
+        reader.read_response()
+        start = time.perf_counter()
+        change()
+        deadline = start + timeout
+        while (left := deadline - time.perf_counter()) > 0 and listener.can_read(timeout=left):
+            kind, _channel, keys = listener.read_response()
+            # keys None is "flush everything": the cached flag is gone too
+            if kind == b"message" and (keys is None or key.encode() in keys):
+                return {"delivered": True, "latency (ms)": (time.perf_counter() - start) * 1000}
+        return {"delivered": False, "latency (ms)": float("nan")}
+    finally:
+        listener.disconnect()
+        reader.disconnect()
