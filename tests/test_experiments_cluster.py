@@ -54,12 +54,18 @@ def test_tags_per_entity_spread_and_one_tag_piles_up(cluster: LocalCluster, cns:
             cluster, rc, cns.prefix_for("spread"),
             {"per user": lambda i: f"user:{i}", "one tag": lambda i: "shop"}, entities=600,
         )  # fmt: skip
+        owner = int(rc.get_node_from_key("{shop}").port)
     finally:
         rc.close()
     share = spread.groupby("scheme")["share of keys"].max()
     assert share["per user"] < 0.5
     assert share["one tag"] == 1.0
     assert spread.groupby("scheme")["keys"].sum().tolist() == [600, 600]
+    assert (spread["keys"] >= 0).all()
+    # named as notebook 10 names primaries: by their index in cluster.primaries
+    index = [n.port for n in cluster.primaries].index(owner)
+    piled = spread[(spread["scheme"] == "one tag") & (spread["keys"] == 600)]
+    assert piled["primary"].tolist() == [f"primary {index} (:{owner})"]
     assert cns.keys() == []  # the experiment removed what it wrote
 
 

@@ -117,10 +117,14 @@ def test_lost_lock_grant_gives_two_holders_and_fencing_stops_only_the_replicated
     assert not replicated.b_granted_during_a_lease
     assert replicated.b_write_accepted
     assert not replicated.stale_write_accepted
+    assert replicated.fenced_off and replicated.store_holds == "B"
     assert lost.a_wait_replicas == 0
     assert lost.b_granted_during_a_lease
     assert lost.b_token == lost.a_token  # the fencing counter was lost with the grant
-    assert lost.stale_write_accepted  # A wrote before and after B: it stands either way
+    # An equal token: accepted, both holders write (A last); refused from another owner, A
+    # (first to write) goes on and B is refused. Either way A's stale write stands.
+    assert lost.stale_write_accepted
+    assert not lost.fenced_off and lost.store_holds == "A (stale)"
 
 
 def test_a_cut_off_primary_accepts_writes_for_about_the_node_timeout() -> None:

@@ -50,6 +50,7 @@ victim primary; locks use ``labkit.locks`` keys under ``prefix`` and fenced reco
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import threading
@@ -414,6 +415,12 @@ class LockRound:
     b_granted_during_a_lease: bool  # two holders at once
     b_write_accepted: bool  # B's write, after A's first one, landed in the fenced store
     stale_write_accepted: bool  # A's write, sent after B's, landed in the fenced store
+    store_holds: str  # the value the fenced record holds at the end ("A", "B", "A (stale)")
+
+    @property
+    def fenced_off(self) -> bool:
+        """Fencing did its job: B's write landed and A's later one was refused."""
+        return self.b_write_accepted and not self.stale_write_accepted
 
     def row(self) -> dict[str, Any]:
         return {
@@ -424,7 +431,20 @@ class LockRound:
             "B granted while A's lease ran": self.b_granted_during_a_lease,
             "B's write accepted": self.b_write_accepted,
             "A's stale write accepted": self.stale_write_accepted,
+            "record holds": self.store_holds,
         }
+
+
+def _fenced_write(store: FencedStore, value: str, token: int, owner: str) -> bool:
+    """``store.write`` naming the writer as ``owner`` when this ``FencedStore`` takes owners.
+
+    A store that refuses an equal token from a different owner must be told who writes, or
+    it refuses every equal token, A's own second write included; a store with no owner rule
+    compares tokens only. Either version of ``FencedStore`` gives the rule it implements.
+    """
+    takes_owner = "owner" in inspect.signature(store.write).parameters
+    named: dict[str, Any] = {"owner": owner} if takes_owner else {}
+    return store.write(value, token, **named)
 
 
 def locks_across_failover(
@@ -445,10 +465,15 @@ def locks_across_failover(
     primary) with its token. The primary is killed; once the replica noticed
     (``master_link_status:down``) it is unpaused, drops the unapplied stream and is promoted.
     Holder B then asks for both locks on the new primary and writes the store with its
-    token; A, unaware, writes again after B with its own token. A writing both before and
-    after B makes the outcome the same under any store rule that compares tokens: when B's
-    token equals A's, whichever rule the store applies to an equal token, one of the two
-    holders' writes is refused and A's stale write stands.
+    token; A, unaware, writes again after B with its own token. Each write names its holder
+    (``owner="A"`` / ``"B"``) when the store takes owners.
+
+    When the grant was lost, B's token equals A's, and no store rule that compares tokens
+    can fence A off: a store that accepts an equal token takes both holders' writes (A's
+    stale write lands after B's); one that refuses an equal token from a different owner
+    keeps A, who wrote first, and refuses B, the rightful holder. Either way the record ends
+    holding A's value (``store_holds``) and ``fenced_off`` is False; the row says which of
+    the two writes the store refused.
     """
     checks.seconds("lease_replicated", lease_replicated)
     checks.seconds("lease_lost", lease_lost)
@@ -485,7 +510,7 @@ def locks_across_failover(
                     raise RuntimeError(f"lock {lock.name!r} was already held; use a fresh prefix")
                 a_tokens.append(token)
                 a_waits.append(int(a_client.wait(1, 1000 if i == 0 else 50)))
-                stores[i].write("A", token)  # A starts its work under the lock
+                _fenced_write(stores[i], "A", token, "A")  # A starts its work under the lock
             kill_primary(cluster, index)
             # Once the replica saw the link drop it has discarded the unapplied stream.
             _wait_for(
@@ -507,8 +532,9 @@ def locks_across_failover(
                 if b_token is None:
                     raise TimeoutError(f"B did not get lock {name!r} within {timeout} s")
                 during = time.monotonic() - granted_at[i] < lease
-                b_accepted = stores[i].write("B", b_token)
-                stale_accepted = stores[i].write("A (stale)", a_tokens[i])
+                b_accepted = _fenced_write(stores[i], "B", b_token, "B")
+                stale_accepted = _fenced_write(stores[i], "A (stale)", a_tokens[i], "A")
+                holds = stores[i].read()[0]
                 b_lock.release()
                 rounds.append(
                     LockRound(
@@ -519,6 +545,7 @@ def locks_across_failover(
                         b_granted_during_a_lease=during,
                         b_write_accepted=b_accepted,
                         stale_write_accepted=stale_accepted,
+                        store_holds=holds or "",
                     )
                 )
             return rounds
