@@ -562,13 +562,38 @@ def test_fenced_store_rejects_a_lower_token_and_unfenced_accepts_it(
 ) -> None:
     fenced, plain = FencedStore(r, ns.key("a")), FencedStore(r, ns.key("b"), fenced=False)
     for store in (fenced, plain):
-        assert store.write("new", 34) and store.write("same token again", 34)
-    assert fenced.write("stale", 33) is False
+        assert store.write("new", 34, owner="w") and store.write("same token again", 34, owner="w")
+    assert fenced.write("stale", 33, owner="w") is False
     assert fenced.read() == ("same token again", 34)
     assert plain.write("stale", 33) is True
     assert plain.read() == ("stale", 33)
     with pytest.raises(TypeError, match="token must be an int"):
         fenced.write("x", "33")  # type: ignore[arg-type]
+
+
+def test_fenced_store_rejects_an_equal_token_from_another_owner(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    # Regression: an equal token used to land whoever wrote it. After a failover or a crash
+    # without persistence the counter goes back and two holders get the same token; the
+    # store then took the stale holder's write. One rule now: accept iff token > highest,
+    # or token == highest AND the same (named) owner.
+    store = FencedStore(r, ns.key("equal"))
+    assert store.write("A", 8, owner="holder-a") is True
+    assert store.write("B", 8, owner="holder-b") is False  # same token, another owner
+    assert store.write("A again", 8, owner="holder-a") is True  # the holder's own next write
+    assert store.write("anonymous", 8) is False  # no owner named: cannot be the same one
+    assert store.read() == ("A again", 8)
+    assert store.write("B", 9, owner="holder-b") is True  # a higher token always lands
+    assert store.write("no owner", 10) is True and store.write("no owner", 10) is False
+    assert store.read() == ("no owner", 10)
+    plain = FencedStore(r, ns.key("plain"), fenced=False)
+    assert plain.write("A", 8, owner="holder-a") and plain.write("B", 8, owner="holder-b")
+    with pytest.raises(TypeError, match="owner must be a str"):
+        store.write("x", 11, owner=11)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="owner must be a non-empty string"):
+        store.write("x", 11, owner="")
+    assert store.read() == ("no owner", 10)
 
 
 def test_native_compare_and_delete_is_detected_not_assumed(r: redis.Redis, ns: Namespace) -> None:
