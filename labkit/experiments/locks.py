@@ -110,10 +110,15 @@ def contend(
     hold: float,
     think: float,
     ttl: float = 2.0,
+    barrier: tuple[str, int] | None = None,
 ) -> tuple[list[float], list[float]]:
     """One worker's loop: acquire, hold ``hold`` s, release, work ``think`` s outside, repeat.
 
     Runs from wall-clock ``start_at`` to ``stop_at`` (``time.time()``, shared by processes).
+    With ``barrier=(key, n)`` the window starts only once all ``n`` workers are ready (they
+    meet at ``key`` on the server; the last to arrive sets the start), at the latest of
+    ``start_at`` and that moment, and lasts ``stop_at - start_at``: on a loaded machine a
+    process scheduled late would otherwise miss part of the window.
     Returns (completed waits, censored waits) in seconds.
     """
     if variant not in VARIANTS:
@@ -142,6 +147,19 @@ def contend(
         give = lock.release
     waits: list[float] = []
     censored: list[float] = []
+    if barrier is not None:
+        key, n = barrier
+        window = stop_at - start_at
+        if int(r.incr(key)) == n:
+            r.set(f"{key}:start", repr(max(start_at, time.time() + 0.02)), ex=60)
+        r.expire(key, 60)
+        deadline = time.time() + 30
+        while (begin := r.get(f"{key}:start")) is None:
+            if time.time() > deadline:
+                raise TimeoutError(f"the other workers did not reach the start within 30 s ({key})")
+            time.sleep(0.002)
+        start_at = float(begin)
+        stop_at = start_at + window
     time.sleep(max(0.0, start_at - time.time()))
     while time.time() < stop_at:
         t0 = time.perf_counter()
@@ -241,8 +259,10 @@ def contention_sweep(
             list(pool.map(time.sleep, [0.05] * size))
         for run, (variant, n) in enumerate((v, n) for v in variants for n in workers):
             start_at = time.time() + start_delay
+            name = f"contention-{run}-{variant}-{n}-{secrets.token_hex(3)}"
             kwargs = {
-                "name": f"contention-{run}-{variant}-{n}",
+                "name": name,
+                "barrier": (f"{prefix}{{{name}}}:ready", n),
                 "variant": variant,
                 "prefix": prefix,
                 "start_at": start_at,
@@ -776,46 +796,61 @@ def redlock_acquire_cost(
     servers: list[RedisServer], single: Client, *, pairs: int = 30
 ) -> list[dict[str, Any]]:
     """Uncontended acquire + release, ``pairs`` times: pottery's Redlock over ``servers``
-    vs labkit's Lock on ``single`` (a client of one of them). Per variant: median and max
-    ms per pair, and server commands per pair (INFO stats, summed over the servers)."""
+    vs labkit's Lock on ``single`` (a client of one of them), interleaved pair by pair so
+    both see the same machine load. Per variant: median and max ms per pair, failed
+    acquires, and server commands per pair (INFO stats summed over the servers, counted in
+    a separate untimed pass of ``pairs`` pairs per variant)."""
     from pottery import Redlock
 
     masters = [s.client() for s in servers]
     admins = [s.client() for s in servers]
-    rows = []
+    variants = ("labkit Lock (1 server)", "pottery Redlock (5 servers)")
+    run = secrets.token_hex(3)
+
+    def make(variant: str, i: int) -> Any:
+        # One key per pair: pottery's release returns once a majority answered, and the
+        # other releases, still in flight, must not meet the next pair's SET NX.
+        if variant.startswith("labkit"):
+            return Lock(single, f"cost-{run}-{i}", ttl=10, prefix="cost:")
+        return Redlock(key=f"cost-{run}-{i}", masters=masters, auto_release_time=10)
+
+    def pair(lock: Any) -> bool:
+        if lock.acquire(blocking=False):  # a token (labkit) or True (pottery)
+            lock.release()
+            return True
+        return False  # Redlock refuses a grant that took longer than its validity
+
     try:
-        for variant in ("labkit Lock (1 server)", "pottery Redlock (5 servers)"):
-            name = f"cost-{secrets.token_hex(3)}"
-            # One key per pair: pottery's release returns once a majority answered, and the
-            # other releases, still in flight, must not meet the next pair's SET NX.
-            locks: list[Any] = [
-                Lock(single, f"{name}-{i}", ttl=10, prefix="cost:")
-                if variant.startswith("labkit")
-                else Redlock(key=f"{name}-{i}", masters=masters, auto_release_time=10)
-                for i in range(pairs + 1)
-            ]
-            locks[0].acquire(blocking=False), locks[0].release()  # scripts loaded, connected
+        for v in variants:  # scripts loaded, connections open
+            pair(make(v, -1))
+        commands: dict[str, float] = {}
+        for v in variants:
+            locks = [make(v, pairs + i) for i in range(pairs)]
             before = sum(_commands(a) for a in admins)
-            times, failed = [], 0
-            for lock in locks[1:]:
+            for lock in locks:
+                pair(lock)
+            commands[v] = (sum(_commands(a) for a in admins) - before - len(admins)) / pairs
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        failed = dict.fromkeys(variants, 0)
+        for i in range(pairs):
+            for v in variants:
+                lock = make(v, 2 * pairs + i)
                 t0 = time.perf_counter()
-                if lock.acquire(blocking=False):  # a token (labkit) or True (pottery)
-                    lock.release()
-                else:  # Redlock refuses a grant that took longer than its validity
-                    failed += 1
-                times.append(time.perf_counter() - t0)
-            spent = sum(_commands(a) for a in admins) - before - len(admins)
-            rows.append({
-                "variant": variant,
-                "median_ms": float(np.median(times) * 1000),
-                "max_ms": float(np.max(times) * 1000),
-                "commands per acquire+release": spent / pairs,
-                "failed acquires": failed,
-            })  # fmt: skip
+                failed[v] += not pair(lock)
+                times[v].append(time.perf_counter() - t0)
     finally:
         for c in (*masters, *admins):
             c.close()
-    return rows
+    return [
+        {
+            "variant": v,
+            "median_ms": float(np.median(times[v]) * 1000),
+            "max_ms": float(np.max(times[v]) * 1000),
+            "commands per acquire+release": commands[v],
+            "failed acquires": failed[v],
+        }
+        for v in variants
+    ]
 
 
 def redlock_pause_rounds(
