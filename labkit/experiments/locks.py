@@ -470,6 +470,15 @@ def unlocked_bodies(
     return {**counts, "most bodies inside at once": most[0]}
 
 
+def _in_parallel(one: Callable[[int], None], rounds: int) -> None:
+    """Run ``one(0) .. one(rounds - 1)`` in parallel threads and wait for them all."""
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(rounds)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+
 def overrun_rounds(
     r: Client, *, prefix: str, variant: str, rounds: int = 3, ttl: float = 1.0
 ) -> list[dict[str, Any]]:
@@ -543,11 +552,7 @@ def overrun_rounds(
         out[i] = {"second holder got in": second_done.is_set(), "holder told": told,
                   "stale write landed": stale_landed}  # fmt: skip
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(rounds)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _in_parallel(one, rounds)
     return out
 
 
@@ -910,9 +915,5 @@ def redlock_pause_rounds(
                   "stale write landed": storage.get(record) == "A (stale)",
                   "A's release refused": refused}  # fmt: skip
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(rounds)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _in_parallel(one, rounds)
     return out
