@@ -596,6 +596,20 @@ def test_fenced_store_rejects_an_equal_token_from_another_owner(
     assert store.read() == ("no owner", 10)
 
 
+def test_owner_names_the_current_grant_for_the_fenced_store(r: redis.Redis, ns: Namespace) -> None:
+    lock, other = make(r, ns, "owned"), make(r, ns, "owned")
+    assert lock.owner is None
+    token = lock.acquire(blocking=False)
+    assert token is not None and isinstance(lock.owner, str) and lock.owned()
+    store = FencedStore(r, ns.key("owned-record"))
+    assert store.write("first", token, owner=lock.owner)
+    assert store.write("second", token, owner=lock.owner)  # the holder writes again
+    lock.release()
+    assert lock.owner is None
+    again = other.acquire(blocking=False)
+    assert again == token + 1 and other.owner != lock.owner
+
+
 def test_native_compare_and_delete_is_detected_not_assumed(r: redis.Redis, ns: Namespace) -> None:
     command = server_compare_and_delete(r)
     assert command in (None, "DELEX", "DELIFEQ")
