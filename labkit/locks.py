@@ -16,7 +16,8 @@ What it guarantees, on one Redis node that does not lose writes:
 - At most one owner token is stored at a time: acquire is ``SET NX PX`` in a script.
 - Every grant returns a **fencing token** from ``INCR`` in the same script, so grants are
   numbered 1, 2, 3, ... in grant order, and a storage that refuses a token lower than the
-  highest it has seen (``FencedStore``) refuses the writes of a holder whose lease ran out.
+  highest it has seen, or equal to it from another owner (``FencedStore``), refuses the
+  writes of a holder whose lease ran out.
 - ``release`` and ``extend`` act only if this instance still owns the lock (compare-and-delete
   and compare-and-pexpire in Lua); they return False, never touch another holder's lease.
 - ``notify`` waiting is first come, first served, loses no wake-up and lets no one barge in:
@@ -40,8 +41,11 @@ What it does not guarantee:
   holder paused (GC, SIGSTOP, swapping) past its TTL still believes it holds the lock while
   the next holder runs. Only fencing at the storage makes that harmless (Kleppmann, "How to
   do distributed locking", 2016).
-- Survival of failover: with asynchronous replication a promoted replica may not have the
-  lock key (Redis docs, "Distributed Locks with Redis"); the fencing counter must not be
+- Survival of failover or restart: with asynchronous replication a promoted replica may not
+  have the lock key nor the last ``INCR`` of the fencing counter (Redis docs, "Distributed
+  Locks with Redis"), and a server without persistence restarts it from 1. Fencing needs a
+  counter that never goes back: AOF with ``appendfsync always``, ``WAIT``/``WAITAOF``
+  after the grant, or a sequence kept by the storage itself. The counter must not be
   evicted either (do not use an ``allkeys-*`` eviction policy on the lock's server).
 - Reentrancy, or FIFO across a lapse: a ``Lock`` instance holds at most one grant; a caller
   arriving while the lock happens to be free (its lease ran out) takes it at once.
@@ -300,6 +304,12 @@ class Lock:
             return False
         return bool(self._extend(keys=[self.keys.lock], args=[self._token, ttl_ms]))
 
+    @property
+    def owner(self) -> str | None:
+        """This holder's owner token while it holds a grant (None otherwise): the name to
+        give ``FencedStore.write(..., owner=lock.owner)``."""
+        return self._token
+
     def locked(self) -> bool:
         """True when anyone holds the lock right now."""
         return bool(self._r.exists(self.keys.lock))
@@ -365,10 +375,23 @@ def delete_if_equal(r: Client, command: str | None, key: str, value: str) -> boo
 class FencedStore:
     """A record (a Redis hash) that is written only with a fencing token.
 
-    With ``fenced=True`` a write whose token is lower than the highest token already
-    written is rejected, as Kleppmann's storage rejects token 33 after 34 wrote. With
-    ``fenced=False`` every write lands: the storage of the classic lock examples.
-    Tokens are integers in ``[0, 2**53]`` (the script compares them as doubles).
+    One rule, with ``fenced=True``: a write lands iff its token is **higher** than the
+    highest token already written, or **equal** to it and from the **same named owner**
+    (the holder writing again under its grant); a record never written accepts any token.
+    In SQL: ``UPDATE t SET value = :v, fence = :token, owner = :owner WHERE fence < :token
+    OR (fence = :token AND owner = :owner)``. So token 33 is rejected after 34 wrote
+    (Kleppmann's example), and so is a second holder with the *same* token, which is what a
+    fencing counter that went back (a failover, a restart without persistence) hands out:
+    only the first writer of that number goes on. A write that names no ``owner`` cannot
+    be the same owner, so without owners the rule is the strict ``fence < :token``.
+
+    What it cannot do: tell which of two equal-token holders is the rightful one, or
+    accept the rightful holder whose token is *lower* because the counter went back.
+    Fencing needs a counter that never goes back (see ``Lock``).
+
+    With ``fenced=False`` every write lands: the storage of the classic lock examples.
+    Tokens are integers in ``[0, 2**53]`` (the script compares them as doubles); an owner
+    is a non-empty str (``Lock.owner`` gives the holder's own).
     """
 
     WRITE = scripts.load("locks/fenced_write")
@@ -379,12 +402,15 @@ class FencedStore:
         self._r = r
         self._write = scripts.register(r, self.WRITE)
 
-    def write(self, value: str, token: int) -> bool:
-        """Write ``value`` under fencing ``token``; False when the storage rejected it."""
+    def write(self, value: str, token: int, owner: str | None = None) -> bool:
+        """Write ``value`` under fencing ``token`` as ``owner``; False when refused."""
         if not isinstance(value, str):
             raise TypeError(f"value must be a str, not {type(value).__name__}")
         token = checks.integer("token", token, low=0, high=checks.MAX_EXACT)
-        return bool(self._write(keys=[self.key], args=[value, token, "1" if self.fenced else "0"]))
+        name = "" if owner is None else checks.text("owner", owner)
+        return bool(
+            self._write(keys=[self.key], args=[value, token, "1" if self.fenced else "0", name])
+        )
 
     def read(self) -> tuple[str | None, int]:
         """(value, fencing token of the write that holds it); (None, 0) when never written."""
