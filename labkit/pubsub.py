@@ -338,9 +338,10 @@ class Subscription:
         )
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening: join the thread, unsubscribe, close the connection. Idempotent.
+        """Stop listening: join the thread, then close the subscription's connection. Idempotent.
 
-        The connection goes back to the client's pool; this subscription's connect callback
+        No ``UNSUBSCRIBE`` is sent: closing the socket ends the subscriptions, once the server
+        reads the close. The closed connection goes back to the client's pool; this subscription's connect callback
         is removed from it first, so ``reconnects`` stops counting when another client of
         the pool reconnects it."""
         self._stop.set()

@@ -74,6 +74,22 @@ def test_defect_rows_count_the_naive_and_labkit_deliveries(single: Any) -> None:
     for poison in rig.POISONS:
         assert (rows[f"P3 ({poison})"]["naive"], rows[f"P3 ({poison})"]["labkit"]) == (0, 3)
     assert (rows["P3 (dead)"]["naive"], rows["P3 (dead)"]["labkit"]) == (3, 0)
+    # the article's subscriber counts no failures: shown as such, not as a measured 0
+    assert rows["P3 (silent)"]["naive"] == rig.NO_COUNTER
+    # the dead listener's connection is closed: the app's later PUBLISHes reach nobody
+    assert rows["P3 (void)"]["labkit"] == 0
+    assert rows["P3 (void)"]["naive"] >= 2 * len(rig.POISONS)
+
+
+def test_cluster_pattern_counts_only_publishes_routed_to_the_subscriber(cluster_client: Any) -> None:
+    ns = namespace(cluster_client, "test-experiments-pubsub-cluster")
+    try:
+        naive_row, labkit_row = rig.cluster_pattern_counts(cluster_client, ns.prefix, n=20)
+    finally:
+        ns.cleanup()
+    assert naive_row["delivered"] == labkit_row["delivered"] == 20
+    assert labkit_row["PUBLISH returned (sum)"] == 20
+    assert naive_row["PUBLISH returned (sum)"] < 20  # channels in other slots went elsewhere
 
 
 def test_slow_subscriber_rejects_an_unknown_variant() -> None:

@@ -15,6 +15,7 @@ The pattern itself is ``labkit.pubsub``; nothing here is needed to use it.
 
 from __future__ import annotations
 
+import gc
 import queue
 import socket
 import threading
@@ -64,17 +65,20 @@ class Inbox:
 
 
 @contextmanager
-def thread_deaths() -> Iterator[list[BaseException]]:
-    """Collect the exceptions that end threads inside the block instead of printing them.
+def thread_deaths() -> Iterator[list[str]]:
+    """Collect the names of the exceptions that end threads inside the block instead of
+    printing them.
 
     Nothing but ``threading.excepthook`` ever hears of a naive listener's death; this is
     where the notebook counts them."""
-    seen: list[BaseException] = []
+    seen: list[str] = []
     previous = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_value is not None:
-            seen.append(args.exc_value)
+        # keep only the exception's name: holding the exception would keep the dead
+        # listener's frames, and with them its PubSub and connection, alive (the default
+        # hook prints and drops it, so the article's app keeps nothing either)
+        seen.append(args.exc_type.__name__)
 
     threading.excepthook = hook
     try:
@@ -103,7 +107,7 @@ def _settle(count: Callable[[], int], expected: int, timeout: float = 5.0) -> in
     return count()
 
 
-def _row(defect: str, counted: str, naive_n: int, labkit_n: int, uses: str) -> dict[str, Any]:
+def _row(defect: str, counted: str, naive_n: int | str, labkit_n: int, uses: str) -> dict[str, Any]:
     return {"defect": defect, "counted": counted, "naive": naive_n, "labkit": labkit_n,
             "labkit uses": uses}
 
@@ -154,6 +158,7 @@ def p2_pattern_misses_names(r: Any, prefix: str, n: int = 20) -> dict[str, Any]:
 
 
 POISONS = ("handler raises", "not JSON", "not UTF-8")
+NO_COUNTER = "n/a (no counter)"
 
 
 def _is_dead(thread: threading.Thread) -> bool:
@@ -197,7 +202,7 @@ def p3_poison_kills_the_listener(r: Any, prefix: str, n: int = 10) -> list[dict[
     pub = naive.RedisPubSub(r, prefix=prefix)
     channel = prefix + "alerts"
     rows = []
-    naive_dead = labkit_dead = labkit_told = 0
+    naive_dead = labkit_dead = labkit_told = naive_void = labkit_void = 0
     for poison in POISONS:
         inbox = Inbox()
         with thread_deaths() as deaths:
@@ -205,8 +210,8 @@ def p3_poison_kills_the_listener(r: Any, prefix: str, n: int = 10) -> list[dict[
             _handshake(pub, "alerts", inbox, "ready")
             _send_poison(r, channel, poison)
             wait_for(partial(_is_dead, thread), timeout=5)
-            for i in range(n):
-                pub.publish("alerts", {"n": i})
+            # the app carries on publishing: PUBLISH's count is its only sign of trouble
+            naive_void += sum(pub.publish("alerts", {"n": i}) == 0 for i in range(n))
             time.sleep(0.05)
             naive_n = inbox.count(_is_data)
             naive_dead += len(deaths)
@@ -218,8 +223,7 @@ def p3_poison_kills_the_listener(r: Any, prefix: str, n: int = 10) -> list[dict[
         bus = PubSub(r, prefix=prefix)
         with bus.subscribe("alerts", _failing(got), on_error=errors.append) as sub:
             _send_poison(r, channel, poison)
-            for i in range(n):
-                bus.publish("alerts", {"n": i})
+            labkit_void += sum(bus.publish("alerts", {"n": i}) == 0 for i in range(n))
             labkit_n = _settle(partial(got.count, _is_message), n)
             labkit_dead += not sub.running
         labkit_told += len(errors)
@@ -227,9 +231,12 @@ def p3_poison_kills_the_listener(r: Any, prefix: str, n: int = 10) -> list[dict[
                          labkit_n, "PubSub.subscribe: reports, keeps listening"))
     rows.append(_row("P3 (dead)", f"listener threads dead after a poison (of {len(POISONS)})",
                      naive_dead, labkit_dead, "Subscription.running"))
-    # the article's app is told of nothing: only threading.excepthook hears of a death
+    # the article's subscriber has no error channel (only threading.excepthook hears of a
+    # death), so there is no count to show for it
     rows.append(_row("P3 (silent)", f"failures the app was told of (of {len(POISONS)})",
-                     0, labkit_told, "Subscription.errors / on_error"))
+                     NO_COUNTER, labkit_told, "Subscription.errors / on_error"))
+    rows.append(_row("P3 (void)", f"later PUBLISHes that reached no listener (of {len(POISONS) * n})",
+                     naive_void, labkit_void, "PubSub.subscribe: keeps listening"))
     return rows
 
 
@@ -279,7 +286,9 @@ def slow_subscriber(
     (PubSub, the same stalling handler) or ``"hand-off"`` (PubSub whose handler only puts
     the message on a local queue; a worker thread does the stalling work, so the socket is
     read at the speed it arrives). Returns per message the receivers PUBLISH reported and
-    the set that reached the handler, plus the subscription's counters."""
+    the set that reached the handler, the subscription's counters (``"n/a (no counter)"`` for
+    the article's) and ``disconnections``: how many subscriber connections the server closed
+    (their ids gone from ``CLIENT LIST`` afterwards; counted the same way for all three)."""
     if variant not in ("naive", "labkit", "hand-off"):
         raise ValueError(f"variant must be 'naive', 'labkit' or 'hand-off', got {variant!r}")
     done = threading.Event()
@@ -325,6 +334,8 @@ def slow_subscriber(
                         else (lambda m: work(m.data["seq"]))
                     )
                     sub = PubSub(r).subscribe("feed", handle)
+                wait_for(lambda: bool(_subscriber_ids(r)), timeout=10)
+                subscribed = _subscriber_ids(r)
                 t0 = time.monotonic()
                 for start in range(0, n, 100):
                     pipe = r.pipeline(transaction=False)
@@ -335,17 +346,18 @@ def slow_subscriber(
                 done.set()
                 # what can still arrive: the socket's bytes, then EOF (or all of it)
                 _until_still(lambda: len(arrived), n)
-                out["disconnections"] = int(
-                    r.info("stats").get("client_output_buffer_limit_disconnections", -1)
-                )
+                # the server's side: subscriber connections it closed (a redis-py reconnect
+                # comes back with a new client id)
+                out["disconnections"] = len(subscribed - _subscriber_ids(r))
                 # what ended a listener, before the rig ends the naive one on purpose
-                out["thread_deaths"] = [type(e).__name__ for e in deaths]
+                out["thread_deaths"] = list(deaths)
                 if sub is not None:
                     out["reconnects"] = sub.reconnects
                     out["disconnects"] = len(sub.disconnects)
                     sub.stop()
                 else:
-                    out["reconnects"] = out["disconnects"] = 0  # nobody counts them
+                    # the article's subscriber counts nothing: no number to show
+                    out["reconnects"] = out["disconnects"] = NO_COUNTER
                     # subscribed again? (redis-py reconnects a pub/sub connection by itself)
                     out["listening_after"] = thread.is_alive() and _handshake(
                         pub, "feed", inbox, "after"
@@ -360,6 +372,11 @@ def slow_subscriber(
     out["receivers"] = receivers
     out["n"] = n
     return out
+
+
+def _subscriber_ids(r: Any) -> set[int]:
+    """Ids of the server's pub/sub subscriber connections (``CLIENT LIST`` flag ``P``)."""
+    return {int(c["id"]) for c in r.client_list() if "P" in c["flags"]}
 
 
 def _until_still(count: Callable[[], int], expected: int, quiet: float = 0.3) -> None:
@@ -501,6 +518,8 @@ def run_outage(
         t0 = time.perf_counter()
         try:
             for seq in progress(range(int(rate * duration))):
+                if seq == 0:  # the clock starts at the first message, whatever set-up took
+                    t0 = time.perf_counter()
                 time.sleep(max(0.0, t0 + seq / rate - time.perf_counter()))
                 t = time.perf_counter() - t0
                 if phase == "before" and t >= down_at:
@@ -549,6 +568,45 @@ def node_local_counts(cluster: Any, channel: str, n: int = 20) -> list[dict[str,
         sub.close()
         for node in nodes:
             node.close()
+    return rows
+
+
+def _patterns_on(rc: Any) -> int:
+    """Pattern subscriptions on all the cluster's primaries (PUBSUB NUMPAT is node-local)."""
+    return sum(int(node.redis_connection.pubsub_numpat()) for node in rc.get_primaries())
+
+
+def cluster_pattern_counts(rc: Any, prefix: str, n: int = 20) -> list[dict[str, Any]]:
+    """On a cluster client ``rc``: the article's ``pattern_subscribe("user:*:notifications")``
+    and labkit's ``psubscribe`` of the same pattern, while ``n`` messages go to
+    ``user:<i>:notifications`` (channels in different slots). redis-py sends the pattern
+    subscription to the node owning the pattern's slot and each PUBLISH to the node owning
+    its channel's slot, so the naive count covers only the PUBLISHes that happened to land on
+    the subscriber's node; labkit sends both through one node. Per subscriber: what PUBLISH
+    returned (summed) and what it delivered."""
+    pattern = "user:*:notifications"
+    rows = []
+    pub = naive.RedisPubSub(rc, prefix=prefix)
+    inbox = Inbox()
+    with thread_deaths():
+        thread = threading.Thread(target=pub.pattern_subscribe, args=(pattern, inbox), daemon=True)
+        thread.start()
+        _handshake(pub, "user:ready:notifications", inbox, "ready")
+        said = sum(pub.publish(f"user:{i}:notifications", {"n": i}) for i in range(n))
+        got = _settle(partial(inbox.count, _is_data), n)
+        rows.append({"subscriber": "article's pattern_subscribe", "PUBLISH returned (sum)": said,
+                     "delivered": got})
+        _end_naive(rc, prefix + "user:end:notifications", thread)
+    # the dead listener's PubSub sits in a reference cycle until the collector runs; until
+    # then its connection stays subscribed and would be counted beside labkit's
+    gc.collect()
+    wait_for(lambda: _patterns_on(rc) == 0, timeout=5)
+    bus, labkit_inbox = PubSub(rc, prefix=prefix), Inbox()
+    with bus.psubscribe(pattern, labkit_inbox):
+        said = sum(bus.publish(f"user:{i}:notifications", {"n": i}) for i in range(n))
+        got = _settle(labkit_inbox.count, n)
+    rows.append({"subscriber": "labkit PubSub.psubscribe", "PUBLISH returned (sum)": said,
+                 "delivered": got})
     return rows
 
 
@@ -615,15 +673,17 @@ def sharded_vs_global(cluster: Any, rc: Any, channel: str, n: int = 50) -> list[
 
 
 def keyspace_invalidation(
-    prefix: str, *, n: int = 500, expiring: int = 50, ttl_ms: int = 50
+    prefix: str, *, n: int = 500, expiring: int = 50, ttl_ms: int = 50, spread_ms: int = 200
 ) -> dict[str, Any]:
     """Keyspace notifications as a cache-invalidation bus, on a private server with
     ``notify-keyspace-events Kg$x`` (never set on a server labkit does not own).
 
     A listener PSUBSCRIBEs to ``__keyspace@0__:<prefix>cache:*``; a writer alternates SET and
     DEL on ``n`` keys, timing each write to its notification. Then ``expiring`` keys are set
-    with a ``ttl_ms`` TTL: their ``expired`` events come when Redis expires them, measured
-    from the TTL's end. Returns the counts and the latencies (seconds)."""
+    with TTLs spread evenly from ``ttl_ms`` to ``ttl_ms + spread_ms`` (so their ends fall at
+    every point of the server's expiry cycle, 100 ms at the default ``hz 10``): their
+    ``expired`` events come when Redis expires them, measured from the TTL's end. Returns
+    the counts and the latencies (seconds)."""
     events: list[tuple[str, str, float]] = []
     stop = threading.Event()
     with RedisServer(notify_keyspace_events="Kg$x") as server:
@@ -657,9 +717,10 @@ def keyspace_invalidation(
             deadline_at: list[tuple[str, float]] = []
             for i in range(expiring):
                 key = f"{prefix}cache:ttl:{i}"
+                ttl = ttl_ms + spread_ms * i // max(1, expiring - 1)
                 t = time.perf_counter()
-                r.set(key, "v", px=ttl_ms)
-                deadline_at.append((key, t + ttl_ms / 1000))
+                r.set(key, "v", px=ttl)
+                deadline_at.append((key, t + ttl / 1000))
             wait_for(lambda: sum(1 for e in events if e[1] == "expired") >= expiring, timeout=5)
         finally:
             stop.set()
