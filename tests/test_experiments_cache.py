@@ -12,6 +12,7 @@ import pytest
 from labkit import naive
 from labkit.cache import CacheAside
 from labkit.experiments.cache import (
+    ExpiryRecorder,
     PanelServer,
     Stream,
     TrackingCache,
@@ -136,3 +137,15 @@ def test_panel_server_comes_back_after_stop() -> None:
         assert panel.client().ping()  # the next redraw starts it again
     finally:
         panel.stop()
+
+
+def test_expiry_recorder_sees_every_expiry() -> None:
+    with RedisServer(hz=100) as server:
+        r = server.client()
+        recorder = ExpiryRecorder([r], interval=0.01).start()
+        for i in range(50):
+            r.set(f"k:{i}", "v", px=200)
+        assert recorder.wait_empty(5)
+        t, counts = recorder.stop()
+        assert counts.shape == (1, len(t)) and counts[0, 0] == 0 and counts[0, -1] == 50
+        assert peak_rate(t, counts[0], window=0.1) >= 50 / 0.3

@@ -235,26 +235,62 @@ def recompute_bursts(starts: Sequence[float], window: float) -> list[int]:
     return bursts
 
 
-def expiries_over_time(
-    clients: Sequence[redis.Redis], duration: float, interval: float = 0.05
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sample each server's ``expired_keys`` counter every ``interval`` s for ``duration`` s.
+class ExpiryRecorder:
+    """Samples each server's ``expired_keys`` counter every ``interval`` s in a thread.
 
-    Returns ``(t, counts)``: ``t`` the seconds since the start of each sample, ``counts`` an
-    array (one row per client) of the keys each server expired since the first sample. Give
-    each variant a private server of its own: the counter is server-wide.
+    ``start()`` before filling the caches, ``wait_empty(timeout)`` until every server's
+    keyspace is empty, then ``stop()`` returns ``(t, counts)``: ``t`` the seconds since
+    ``start()`` of each sample, ``counts`` an array (one row per client) of the keys each
+    server expired since ``start()``. Give each variant a private server of its own: the
+    counter is server-wide. The sampler uses its own connections.
     """
-    duration = checks.seconds("duration", duration)
-    interval = checks.seconds("interval", interval)
-    first = [int(c.info("stats")["expired_keys"]) for c in clients]
-    start = time.perf_counter()
-    stamps, rows = [], []
-    while (now := time.perf_counter() - start) < duration:
-        counts = [int(c.info("stats")["expired_keys"]) for c in clients]
-        rows.append([now_count - f for now_count, f in zip(counts, first, strict=True)])
-        stamps.append(now)
-        time.sleep(interval)
-    return np.array(stamps), np.array(rows, dtype=float).T
+
+    def __init__(self, clients: Sequence[redis.Redis], interval: float = 0.02) -> None:
+        self.interval = checks.seconds("interval", interval)
+        self._clients = [
+            redis.Redis(connection_pool=redis.ConnectionPool(**c.connection_pool.connection_kwargs))
+            for c in clients
+        ]
+        self._stop = threading.Event()
+        self._stamps: list[float] = []
+        self._rows: list[list[int]] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> list[int]:
+        return [int(c.info("stats")["expired_keys"]) for c in self._clients]
+
+    def _run(self) -> None:
+        first = self._sample()
+        start = time.perf_counter()
+        self._started.set()
+        while not self._stop.is_set():
+            now = time.perf_counter() - start
+            self._rows.append([n - f for n, f in zip(self._sample(), first, strict=True)])
+            self._stamps.append(now)
+            self._stop.wait(self.interval)
+
+    def start(self) -> ExpiryRecorder:
+        self._started = threading.Event()
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait until every server's keyspace is empty; False if ``timeout`` s passed first."""
+        deadline = time.perf_counter() + checks.seconds("timeout", timeout)
+        while time.perf_counter() < deadline:
+            if all(c.dbsize() == 0 for c in self._clients):
+                time.sleep(2 * self.interval)  # one more sample after the last expiry
+                return True
+            time.sleep(self.interval)
+        return False
+
+    def stop(self) -> tuple[np.ndarray, np.ndarray]:
+        self._stop.set()
+        self._thread.join(10)
+        for c in self._clients:
+            c.close()
+        return np.array(self._stamps), np.array(self._rows, dtype=float).T
 
 
 def peak_rate(t: np.ndarray, counts: np.ndarray, window: float = 0.1) -> float:
