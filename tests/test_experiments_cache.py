@@ -20,6 +20,7 @@ from labkit.experiments.cache import (
     invalidate_during_load,
     peak_rate,
     replay,
+    ttl_hits,
 )
 from labkit.keys import Namespace
 from labkit.server import RedisServer
@@ -149,3 +150,18 @@ def test_expiry_recorder_sees_every_expiry() -> None:
         t, counts = recorder.stop()
         assert counts.shape == (1, len(t)) and counts[0, 0] == 0 and counts[0, -1] == 50
         assert peak_rate(t, counts[0], window=0.1) >= 50 / 0.3
+
+
+def test_ttl_hits_is_an_exact_ttl_cache() -> None:
+    keys = ["a", "a", "b", "a", "a"]
+    times = np.array([0.0, 0.05, 0.06, 0.11, 0.12])
+    assert ttl_hits(keys, times, 0.1).tolist() == [False, True, False, False, True]
+
+
+def test_replay_reports_when_each_request_went_out(r: Any, ns: Namespace) -> None:
+    keys = [ns.key("s", i % 3) for i in range(30)]
+    times = np.arange(30) * 0.005
+    hits = replay([Stream(r, keys, ttl_ms=60_000)], "v", times=times)
+    assert hits.sent.shape == (30,) and (np.diff(hits.sent) >= 0).all()
+    assert (hits.sent >= times - 1e-9).all()  # never early
+    assert hits[0].tolist() == ttl_hits(keys, hits.sent, 60.0).tolist()

@@ -46,9 +46,12 @@ class Stream:
 
 class Hits(list[np.ndarray]):
     """What ``replay`` returns: one hit/miss array per stream, plus ``refused``, per stream
-    the requests the server refused with OOM (counted as misses: the value was not cached)."""
+    the requests the server refused with OOM (counted as misses: the value was not cached),
+    and ``sent``, the seconds from the start at which each request's pipeline went out (late
+    on a loaded machine; ``ttl_hits`` replays an exact TTL cache on these times)."""
 
     refused: list[int]
+    sent: np.ndarray
 
 
 def replay(
@@ -95,6 +98,7 @@ def replay(
     step = max(1, min(chunk, max_bytes // (per_request * widest)))
     hits = Hits(np.zeros(n, dtype=bool) for _ in streams)
     hits.refused = [0] * len(streams)
+    hits.sent = np.zeros(n)
     bar = _progress_bar(n) if progress else None
     start, done = time.perf_counter(), 0
     while done < n:
@@ -106,6 +110,7 @@ def replay(
             if upto == done:
                 time.sleep(max(0.0, min(0.002, times[done] - (time.perf_counter() - start))))
                 continue
+        hits.sent[done:upto] = time.perf_counter() - start
         for indexes in by_client.values():
             pipe = streams[indexes[0]].r.pipeline(transaction=False)
             for index in indexes:
@@ -173,6 +178,20 @@ def lru_hits(trace: Sequence[Any] | np.ndarray, capacity: int) -> np.ndarray:
             cache[key] = None
             if len(cache) > capacity:
                 cache.popitem(last=False)
+    return hits
+
+
+def ttl_hits(keys: Sequence[Any], times: np.ndarray, ttl: float) -> np.ndarray:
+    """An exact TTL cache in Python: request i (``keys[i]`` at ``times[i]`` s) hits when it
+    comes less than ``ttl`` s after the miss that stored its key; a miss stores it afresh."""
+    ttl = checks.seconds("ttl", ttl)
+    expires: dict[Any, float] = {}
+    hits = np.zeros(len(keys), dtype=bool)
+    for i, (key, t) in enumerate(zip(keys, times, strict=True)):
+        if t < expires.get(key, -math.inf):
+            hits[i] = True
+        else:
+            expires[key] = t + ttl
     return hits
 
 
