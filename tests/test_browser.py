@@ -403,17 +403,7 @@ def _panel_chart(page: Page, path: str, index: int) -> Any:
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(
-            "01_caching",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 18 item 1: the last cell of 01 stops the panel's server, so after "
-                "Run All the slider raises ConnectionError instead of redrawing",
-            ),
-        ),
-        "05_rate_limiting",
-    ],
+    ["01_caching", "05_rate_limiting"],
 )
 def test_moving_a_slider_redraws_the_chart(session: Session, name: str) -> None:
     page = session.ran(name)
