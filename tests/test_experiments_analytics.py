@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from labkit import naive
+from labkit.analytics import Analytics
 from labkit.client import is_cluster
-from labkit.experiments.analytics import naive_replay
+from labkit.experiments.analytics import labkit_replay, naive_replay
 from labkit.keys import Namespace
 
 
@@ -36,3 +37,23 @@ def test_naive_replay_files_events_by_the_servers_local_day(r: Any, ns: Namespac
     entry = r.xrange(late.prefix + "events:stream")[0][1]
     assert float(entry["timestamp"]) == arrival  # the article's time.time() read the same clock
     assert naive.time is time  # the real clock module is back in place
+
+
+def test_labkit_replay_uses_the_events_ts_and_falls_back_to_the_arrival_clock(
+    r: Any, ns: Namespace
+) -> None:
+    zone_before = time.strftime("%Z")
+    at_3am_utc = datetime(2026, 10, 2, 3, 0, tzinfo=UTC).timestamp()
+    rows = [{"event": "view", "user_id": 1, "ts": at_3am_utc, "platform": "web"}]
+    arrival = datetime(2026, 10, 4, 6, 0, tzinfo=UTC).timestamp()
+    la = Analytics(r, prefix=ns.prefix_for("la"), methods=("hll",))
+    assert labkit_replay(la, rows, zone="America/Los_Angeles") == 1
+    assert la.get_daily_stats("2026-10-02")["total_events"] == 1  # its own UTC day
+    late = Analytics(r, prefix=ns.prefix_for("late"), methods=("hll",))
+    labkit_replay(late, rows, zone="UTC", arrival=arrival)
+    assert late.get_daily_stats("2026-10-02")["total_events"] == 1
+    no_ts = Analytics(r, prefix=ns.prefix_for("no-ts"), methods=("hll",))
+    labkit_replay(no_ts, rows, zone="UTC", arrival=arrival, with_ts=False)
+    assert no_ts.get_daily_stats("2026-10-04")["total_events"] == 1  # only the clock is left
+    assert no_ts.clock is time.time  # the tracker's own clock is back
+    assert time.strftime("%Z") == zone_before  # the process zone is back

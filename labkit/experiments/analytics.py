@@ -9,8 +9,10 @@ here (and no numpy: its bulk loader takes any integer array by duck typing).
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -60,6 +62,55 @@ def naive_replay(
             extra = {k: v for k, v in row.items() if k not in ("event", "user_id", "ts")}
             tracker.track_event(row["event"], row["user_id"], extra)
             sent += 1
+    return sent
+
+
+@contextmanager
+def _process_zone(zone: str) -> Iterator[None]:
+    """The process's local time zone set to ``zone`` (``TZ`` + ``time.tzset``), then restored."""
+    ZoneInfo(zone)  # an unknown zone fails here, before TZ is touched
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+def labkit_replay(
+    tracker: Analytics,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    zone: str,
+    arrival: float | None = None,
+    with_ts: bool = True,
+) -> int:
+    """Feed ``rows`` to ``tracker.track_event``, one event per call, under the conditions
+    :func:`naive_replay` gives the article's tracker: the process's local time zone is
+    ``zone`` and ``tracker.clock`` stands at the moment each event arrives (its own ``ts``,
+    or the one instant ``arrival``). ``with_ts=False`` sends the events without their
+    ``ts``, so ``Analytics`` can only fall back to that clock. Both are restored afterwards.
+    Returns how many events were sent.
+    """
+    now = SimpleNamespace(at=0.0)
+    saved_clock = tracker.clock
+    tracker.clock = lambda: now.at
+    sent = 0
+    try:
+        with _process_zone(zone):
+            for row in rows:
+                now.at = float(row["ts"] if arrival is None else arrival)
+                extra = {k: v for k, v in row.items() if k not in ("event", "user_id", "ts")}
+                ts = row["ts"] if with_ts else None
+                tracker.track_event(row["event"], row["user_id"], ts=ts, **extra)
+                sent += 1
+    finally:
+        tracker.clock = saved_clock
     return sent
 
 
