@@ -549,6 +549,17 @@ def _forced_backend() -> str | None:
     return forced
 
 
+def _env_url(forced: str | None) -> str | None:
+    """``REDIS_URL`` when ``connect()`` should use it (unset, or ``LABKIT_SERVER=url``)."""
+    url = os.environ.get("REDIS_URL") or None
+    if forced == "url" and not url:
+        raise ServerNotFoundError(
+            "LABKIT_SERVER=url but REDIS_URL is not set; set REDIS_URL=redis://host:port "
+            "or unset LABKIT_SERVER."
+        )
+    return url if forced in (None, "url") else None
+
+
 def _candidates(forced: str | None) -> list[str]:
     """The private backends ``connect()`` tries, in order, given ``LABKIT_SERVER``."""
     if forced in ("binary", "docker", "embedded"):
@@ -564,13 +575,8 @@ def choose_backend() -> tuple[str, str]:
     """
     forced = _forced_backend()
     why_forced = f"LABKIT_SERVER={forced}" if forced else ""
-    url = os.environ.get("REDIS_URL") or None
-    if forced == "url" and not url:
-        raise ServerNotFoundError(
-            "LABKIT_SERVER=url but REDIS_URL is not set; set REDIS_URL=redis://host:port "
-            "or unset LABKIT_SERVER."
-        )
-    if url and forced in (None, "url"):
+    url = _env_url(forced)
+    if url:
         return "url", f"REDIS_URL={_redact(url)} is set (a server labkit does not own)"
     skipped: list[str] = []
     for backend in _candidates(forced):
@@ -659,13 +665,8 @@ def connect(url: str | None = None, *, cluster: bool | None = None, **client_kwa
     client_kwargs.setdefault("decode_responses", True)
     if url is not None:  # an explicit argument wins over every environment variable
         return _connect_url(url, client_kwargs, cluster, source="url")
-    url = os.environ.get("REDIS_URL") or None
-    if forced == "url" and not url:
-        raise ServerNotFoundError(
-            "LABKIT_SERVER=url but REDIS_URL is not set; set REDIS_URL=redis://host:port "
-            "or unset LABKIT_SERVER."
-        )
-    if url and forced in (None, "url"):
+    url = _env_url(forced)
+    if url:
         return _connect_url(url, client_kwargs, cluster)
     server = _private_server(forced, cluster)
     if cluster:

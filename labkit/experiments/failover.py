@@ -148,12 +148,8 @@ def replica_of(cluster: LocalCluster, primary: RedisServer) -> RedisServer | Non
     return None
 
 
-def kill_primary(cluster: LocalCluster, index: int) -> tuple[RedisServer, RedisServer]:
-    """SIGKILL ``cluster.primaries[index]``; return ``(killed, replica that will take over)``.
-
-    Refuses (``ValueError``) a primary that is already down, is no longer a primary, or has
-    no replica to promote, before killing anything.
-    """
+def _primary_with_replica(cluster: LocalCluster, index: object) -> tuple[RedisServer, RedisServer]:
+    """``cluster.primaries[index]`` and its replica; ValueError if it is down or has none."""
     index = checks.integer("index", index, low=0, high=cluster.masters - 1)
     primary = cluster.primaries[index]
     if role(primary) != "master":
@@ -161,6 +157,16 @@ def kill_primary(cluster: LocalCluster, index: int) -> tuple[RedisServer, RedisS
     replica = replica_of(cluster, primary)
     if replica is None:
         raise ValueError(f"index {index}: primary {primary.port} has no replica to promote")
+    return primary, replica
+
+
+def kill_primary(cluster: LocalCluster, index: int) -> tuple[RedisServer, RedisServer]:
+    """SIGKILL ``cluster.primaries[index]``; return ``(killed, replica that will take over)``.
+
+    Refuses (``ValueError``) a primary that is already down, is no longer a primary, or has
+    no replica to promote, before killing anything.
+    """
+    primary, replica = _primary_with_replica(cluster, index)
     primary.stop()  # Popen.kill(): SIGKILL, no chance to flush anything
     return primary, replica
 
@@ -293,13 +299,7 @@ def writes_across_failover(
     writes_before_kill = checks.integer("writes_before_kill", writes_before_kill, low=1)
     writes_after_promotion = checks.integer("writes_after_promotion", writes_after_promotion, low=0)
     checks.prefix(prefix)
-    index = checks.integer("index", index, low=0, high=cluster.masters - 1)
-    victim = cluster.primaries[index]
-    if role(victim) != "master":
-        raise ValueError(f"index {index}: that node is {role(victim)}, not a running primary")
-    replica = replica_of(cluster, victim)
-    if replica is None:
-        raise ValueError(f"index {index}: primary {victim.port} has no replica to promote")
+    victim, replica = _primary_with_replica(cluster, index)
     clients = [cluster.client() for _ in waits]
     writers = [
         _Writer(rc, f"{prefix}{n}-{{{tag_on_node(rc, victim, stem=f'w{n}')}}}:", w, wait_timeout_ms)
@@ -478,12 +478,7 @@ def locks_across_failover(
     checks.seconds("lease_replicated", lease_replicated)
     checks.seconds("lease_lost", lease_lost)
     checks.prefix(prefix)
-    victim = cluster.primaries[index]
-    if role(victim) != "master":
-        raise ValueError(f"index {index}: that node is {role(victim)}, not a running primary")
-    replica = replica_of(cluster, victim)
-    if replica is None:
-        raise ValueError(f"index {index}: primary {victim.port} has no replica to promote")
+    victim, replica = _primary_with_replica(cluster, index)
     rc = cluster.client()
     try:
         names = [tag_on_node(rc, victim, "report"), tag_on_node(rc, victim, "invoice")]
