@@ -250,7 +250,7 @@ class CacheAside(Generic[T]):
 
     FETCH = scripts.load("cache/fetch")
     STORE = scripts.load("cache/store")
-    RELEASE = scripts.load("cache/release")
+    RELEASE = scripts.load("common/compare_and_delete")  # the one compare-and-delete, shared with locks
     INVALIDATE = scripts.load("cache/invalidate")
 
     def __init__(

@@ -338,7 +338,7 @@ class Lock:
         return f"<Lock {self.keys.lock!r} ttl={self.ttl} strategy={self.strategy}>"
 
 
-COMPARE_AND_DELETE = scripts.load("locks/compare_and_delete")
+COMPARE_AND_DELETE = scripts.load("common/compare_and_delete")
 
 
 def server_compare_and_delete(r: Client) -> str | None:

@@ -1,4 +1,4 @@
--- Compare-and-delete: delete a key only while it holds the value the caller expects (the
+-- common/compare_and_delete: delete a key only while it holds the value the caller expects (the
 -- release of a lock with no waiters, the drop of a cache's load lock). The one copy in
 -- labkit; Redis 8.4 (DELEX key IFEQ value) and Valkey 9 (DELIFEQ key value) do it natively.
 -- KEYS[1] the key
