@@ -79,6 +79,8 @@ def test_redlock_issues_no_token_and_lets_the_stale_write_land(
 
 def test_row_marks_a_maximum_that_was_still_open() -> None:
     cut = xl.ContentionResult("spin", 2, "threads", 1.0, waits=[[0.01], [0.02]], censored=[0.5])
-    done = xl.ContentionResult("spin", 2, "threads", 1.0, waits=[[0.01], [0.9]], censored=[0.5])
+    done = xl.ContentionResult("spin", 2, "threads", 2.0, waits=[[0.01], [0.9]], censored=[0.5])
     assert cut.row()["max_wait_open"] and cut.row()["still_waiting"] == 1
     assert not done.row()["max_wait_open"] and done.row()["max_wait_ms"] == pytest.approx(900)
+    whole = xl.ContentionResult("spin", 2, "threads", 0.4, waits=[[0.01], [0.39]])
+    assert whole.row()["max_wait_open"]  # as long as the run: the run's end bounds it
