@@ -75,3 +75,12 @@ def test_redlock_issues_no_token_and_lets_the_stale_write_land(
     assert round_["B granted during A's stall"] and round_["stale write landed"]
     cost = xl.redlock_acquire_cost(five, five[0].client(), pairs=3)
     assert [row["variant"] for row in cost] == ["labkit Lock (1 server)", "pottery Redlock (5 servers)"]
+
+
+def test_row_marks_a_maximum_that_was_still_open() -> None:
+    cut = xl.ContentionResult("spin", 2, "threads", 1.0, waits=[[0.01], [0.02]], censored=[0.5])
+    done = xl.ContentionResult("spin", 2, "threads", 2.0, waits=[[0.01], [0.9]], censored=[0.5])
+    assert cut.row()["max_wait_open"] and cut.row()["still_waiting"] == 1
+    assert not done.row()["max_wait_open"] and done.row()["max_wait_ms"] == pytest.approx(900)
+    whole = xl.ContentionResult("spin", 2, "threads", 0.4, waits=[[0.01], [0.39]])
+    assert whole.row()["max_wait_open"]  # as long as the run: the run's end bounds it

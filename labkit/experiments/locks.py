@@ -83,8 +83,12 @@ class ContentionResult:
         return float(x.sum() ** 2 / (len(x) * (x**2).sum())) if x.sum() else 0.0
 
     def row(self) -> dict[str, Any]:
-        # No p99: a run holds tens to hundreds of waits, so its p99 is its maximum; say max.
+        # No p99: a short run holds a few dozen waits, so its p99 is its maximum; say max.
+        # A censored wait is a lower bound, and so is one as long as the run itself (the run's
+        # end cut it short): say whether the maximum is either.
         waits = self.all_waits() * 1000
+        longest_open = max(self.censored, default=0.0)
+        longest_done = max((x for w in self.waits for x in w), default=0.0)
         return {
             "variant": self.variant,
             "mode": self.mode,
@@ -95,6 +99,9 @@ class ContentionResult:
             "p50_wait_ms": float(np.percentile(waits, 50)) if waits.size else 0.0,
             "p90_wait_ms": float(np.percentile(waits, 90)) if waits.size else 0.0,
             "max_wait_ms": float(waits.max()) if waits.size else 0.0,
+            "max_wait_open": (bool(self.censored) and longest_open >= longest_done)
+            or max(longest_open, longest_done) >= 0.9 * self.duration,
+            "still_waiting": len(self.censored),
             "jain": self.jain,
         }
 
@@ -917,3 +924,59 @@ def redlock_pause_rounds(
 
     _in_parallel(one, rounds)
     return out
+
+
+# ---------------------------------------------------------------- section 1: the five defects
+
+
+@dataclass
+class DefectRuns:
+    """Section 1's runs, the article's lock (``"naive"``) beside labkit's ``Lock`` (``"labkit"``)."""
+
+    l1: dict[str, dict[str, int]]  # unlocked_bodies per variant
+    load: list[dict[str, Any]]  # waiter_loads rows (L2), one per waiting variant
+    overrun: dict[str, list[dict[str, Any]]]  # overrun_rounds per variant (L3, L4)
+    l5: dict[str, dict[str, int]]  # shared_object_rounds per variant
+
+    def trips(self, variant: str) -> float:
+        """L2: round trips per second per waiter (``"notify"`` is labkit's default)."""
+        return float(next(row for row in self.load if row["variant"] == variant)["round trips per s per waiter"])
+
+    def count(self, variant: str, what: str) -> int:
+        return sum(int(row[what]) for row in self.overrun[variant])
+
+    def table(self) -> list[tuple[str, str, object, object]]:
+        """(defect, what was counted, naive, labkit): one row per thing counted."""
+        rounds = len(self.overrun["naive"])
+        l1n, l1l, l5n, l5l = self.l1["naive"], self.l1["labkit"], self.l5["naive"], self.l5["labkit"]
+        return [
+            ("L1", "with-bodies run without the lock (of 20)", l1n["ran without the lock"],
+             l1l["ran without the lock"]),
+            ("L1", "most bodies inside at once", l1n["most bodies inside at once"],
+             l1l["most bodies inside at once"]),
+            ("L2", "round trips per second per waiter", round(self.trips("naive"), 1),
+             round(self.trips("notify"), 1)),
+            ("L3", f"holders told they lost the lock (of {rounds})", self.count("naive", "holder told"),
+             self.count("labkit", "holder told")),
+            ("L4", f"stale writes landed (of {rounds})", self.count("naive", "stale write landed"),
+             self.count("labkit", "stale write landed")),
+            ("L5", "outsider got in while thread one held (of 3)", l5n["outsider got in"],
+             l5l["outsider got in"]),
+        ]  # fmt: skip
+
+
+def defect_runs(
+    r: Client, servers: list[RedisServer], *, prefix: str,
+    waiting: tuple[str, ...] = ("naive", "redis-py", "spin", "backoff", "notify"),
+) -> DefectRuns:
+    """Run L1-L5 for the article's lock and labkit's, L2 for every waiting variant in
+    ``waiting`` (one private server each). L3/L4's slow naive rounds (1 s lease: its ``EX``
+    takes whole seconds) run beside L2, since both mostly wait."""
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(overrun_rounds, r, prefix=prefix, variant="naive", ttl=1.0)
+        load = waiter_loads(servers, waiting)
+        overrun = {"naive": slow.result(),
+                   "labkit": overrun_rounds(r, prefix=prefix, variant="labkit", ttl=0.2)}  # fmt: skip
+    l1 = {v: unlocked_bodies(r, prefix=prefix, variant=v) for v in ("naive", "labkit")}
+    l5 = {v: shared_object_rounds(r, prefix=prefix, variant=v) for v in ("naive", "labkit")}
+    return DefectRuns(l1=l1, load=load, overrun=overrun, l5=l5)
