@@ -19,6 +19,7 @@ from labkit.experiments.cache import (
     TrackingCache,
     cap_memory,
     invalidate_during_load,
+    measure_tracking,
     peak_rate,
     replay,
     ttl_hits,
@@ -180,3 +181,14 @@ def test_indexed_pages_invalidates_its_group_only(r: Any, ns: Namespace) -> None
     assert pages.invalidate_group("catalog") == 0
     with pytest.raises(ValueError, match="group"):
         pages.set_page("a{b}", "/x", "y")
+
+
+def test_measure_tracking_sees_every_invalidation() -> None:
+    result = measure_tracking("v0", writes=3, calls=10)
+    if result.local_hit is None:
+        pytest.skip(f"server {result.version} has no CLIENT TRACKING")
+    assert len(result.delays) == 3 and all(np.isfinite(result.delays))
+    assert result.stale_after_drop == 0
+    assert result.get is not None and result.local_hit["p50"] < result.get["p50"]
+    with pytest.raises(ValueError, match="writes"):
+        measure_tracking("v0", writes=0)

@@ -522,3 +522,66 @@ def time_group_invalidation(
         pages.invalidate_group(group)
         best = min(best, time.perf_counter() - started)
     return best
+
+
+@dataclass(frozen=True)
+class TrackingResult:
+    """What ``measure_tracking`` saw. ``local_hit`` and ``get`` are ``labkit.measure.summarize``
+    tables (µs), ``None`` when the server has no client tracking (Redis < 6); ``delays`` are
+    microseconds from each write to its invalidation arriving (``inf`` if it never came)."""
+
+    how: str
+    version: str
+    local_hit: dict[str, float] | None
+    get: dict[str, float] | None
+    delays: list[float]
+    stale_after_drop: int
+
+
+def measure_tracking(value: str, *, key: str = "product:42", writes: int = 30,
+                     calls: int = 300) -> TrackingResult:
+    """On a private server: can redis-py's built-in client-side cache talk to it; how long a
+    ``TrackingCache`` hit takes against a GET; and, over ``writes`` writes from another
+    client, how long each invalidation took to arrive and whether any read after it was stale.
+    """
+    from redis.cache import CacheConfig
+
+    from labkit.measure import summarize, time_calls
+    from labkit.server import RedisServer  # imported late: keeps import of this module light
+
+    value = checks.text("value", value)
+    key = checks.text("key", key)
+    writes = checks.integer("writes", writes, low=1, high=10_000)
+    calls = checks.integer("calls", calls, low=1, high=1_000_000)
+    with RedisServer() as tracked:
+        version = str(tracked.client().info("server")["redis_version"])
+        try:
+            builtin = redis.Redis(host=tracked.host, port=tracked.port, protocol=3,
+                                  cache_config=CacheConfig(), decode_responses=True)
+            builtin.ping()
+            how = f"redis-py {redis.__version__} built-in client-side cache"
+            builtin.close()
+        except redis.exceptions.ConnectionError as exc:
+            how = f"TrackingCache (redis-py {redis.__version__} refused: {exc})"
+        if int(version.split(".")[0]) < 6:
+            return TrackingResult(how, version, None, None, [], 0)
+        writer = tracked.client()
+        writer.set(key, value)
+        local = TrackingCache(tracked.client())
+        try:
+            local.get(key)
+            local_hit = summarize(time_calls(lambda: local.get(key), calls))
+            get = summarize(time_calls(lambda: writer.get(key), calls))
+            delays: list[float] = []
+            stale = 0
+            for i in range(writes):
+                written = time.perf_counter()
+                writer.set(key, f"version {i}")
+                deadline = written + 2      # bounded: a lost invalidation shows as inf
+                while key in local.local and time.perf_counter() < deadline:
+                    time.sleep(0.0002)
+                delays.append((local.dropped[-1][1] - written) * 1e6 if local.dropped else math.inf)
+                stale += local.get(key) != f"version {i}"
+        finally:
+            local.close()
+        return TrackingResult(how, version, local_hit, get, delays, stale)
