@@ -13,11 +13,13 @@ from labkit import naive
 from labkit.cache import CacheAside
 from labkit.experiments.cache import (
     ExpiryRecorder,
+    IndexedPages,
     PanelServer,
     Stream,
     TrackingCache,
     cap_memory,
     invalidate_during_load,
+    measure_tracking,
     peak_rate,
     replay,
     ttl_hits,
@@ -165,3 +167,28 @@ def test_replay_reports_when_each_request_went_out(r: Any, ns: Namespace) -> Non
     assert hits.sent.shape == (30,) and (np.diff(hits.sent) >= 0).all()
     assert (hits.sent >= times - 1e-9).all()  # never early
     assert hits[0].tolist() == ttl_hits(keys, hits.sent, 60.0).tolist()
+
+
+def test_indexed_pages_invalidates_its_group_only(r: Any, ns: Namespace) -> None:
+    pages = IndexedPages(r, prefix=ns.prefix_for("indexed"), ttl=60)
+    for i in range(5):
+        pages.set_page("catalog", f"/catalog/{i}", f"page {i}")
+    pages.set_page("blog", "/blog/1", "post")
+    assert pages.get_page("catalog", "/catalog/3") == "page 3"
+    assert pages.invalidate_group("catalog") == 5
+    assert all(pages.get_page("catalog", f"/catalog/{i}") is None for i in range(5))
+    assert pages.get_page("blog", "/blog/1") == "post"
+    assert pages.invalidate_group("catalog") == 0
+    with pytest.raises(ValueError, match="group"):
+        pages.set_page("a{b}", "/x", "y")
+
+
+def test_measure_tracking_sees_every_invalidation() -> None:
+    result = measure_tracking("v0", writes=3, calls=10)
+    if result.local_hit is None:
+        pytest.skip(f"server {result.version} has no CLIENT TRACKING")
+    assert len(result.delays) == 3 and all(np.isfinite(result.delays))
+    assert result.stale_after_drop == 0
+    assert result.get is not None and result.local_hit["p50"] < result.get["p50"]
+    with pytest.raises(ValueError, match="writes"):
+        measure_tracking("v0", writes=0)

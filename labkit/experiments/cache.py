@@ -457,3 +457,131 @@ class PanelServer:
             self._client.close()
             self._client = None
         self._server.stop()
+
+
+class IndexedPages:
+    """Pages grouped under a set index, the C2 fix notebook 01 measures against SCAN.
+
+    ``set_page(group, url, content)`` writes the page and adds its key to the group's set in
+    one round trip; ``invalidate_group(group)`` reads the set and unlinks its members and the
+    set, so its cost follows the pages in the group, not the keys on the server. Keys are
+    ``<prefix>{<group>}:page:<url>`` and ``<prefix>{<group>}:index`` (one hash slot per
+    group). Not atomic: a page written between the SMEMBERS and the UNLINK is unlinked from
+    the index but stays cached until its TTL. The index's TTL is refreshed to the page's on
+    every add, so it never outlives the pages it lists by more than one TTL.
+    """
+
+    def __init__(self, r: Client, *, prefix: str = "pages:", ttl: float = 300) -> None:
+        self.r = r
+        self.prefix = checks.prefix(prefix)
+        self._ttl_ms = checks.to_ms("ttl", ttl)
+
+    def _keys(self, group: str) -> tuple[str, str]:
+        base = f"{self.prefix}{{{checks.tag_safe('group', group)}}}"
+        return base + ":page:", base + ":index"
+
+    def set_page(self, group: str, url: str, content: str) -> None:
+        page, index = self._keys(group)
+        key = page + checks.text("url", url)
+        content = checks.text("content", content)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(key, content, px=self._ttl_ms)
+        pipe.sadd(index, key)
+        pipe.pexpire(index, self._ttl_ms)
+        pipe.execute()
+
+    def get_page(self, group: str, url: str) -> str | None:
+        page, _ = self._keys(group)
+        raw = self.r.get(page + checks.text("url", url))
+        return None if raw is None else checks.as_text(raw)
+
+    def invalidate_group(self, group: str) -> int:
+        """Unlink every page in ``group`` and its index; return how many pages were cached."""
+        _, index = self._keys(group)
+        members = [checks.as_text(m) for m in self.r.smembers(index)]
+        if not members:
+            return 0
+        # The index itself is one of the unlinked keys when it still existed.
+        return max(0, int(self.r.unlink(*members, index)) - 1)
+
+
+def time_group_invalidation(
+    pages: IndexedPages, group: str, urls: Sequence[str], *, repeats: int = 3
+) -> float:
+    """Best of ``repeats``: fill ``group`` with ``urls``, then time ``invalidate_group`` (s).
+
+    The best, not the mean: the call takes milliseconds, and on a loaded machine a single
+    descheduling would be most of what a mean measured.
+    """
+    repeats = checks.integer("repeats", repeats, low=1, high=100)
+    best = math.inf
+    for _ in range(repeats):
+        for url in urls:
+            pages.set_page(group, url, url)
+        started = time.perf_counter()
+        pages.invalidate_group(group)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@dataclass(frozen=True)
+class TrackingResult:
+    """What ``measure_tracking`` saw. ``local_hit`` and ``get`` are ``labkit.measure.summarize``
+    tables (µs), ``None`` when the server has no client tracking (Redis < 6); ``delays`` are
+    microseconds from each write to its invalidation arriving (``inf`` if it never came)."""
+
+    how: str
+    version: str
+    local_hit: dict[str, float] | None
+    get: dict[str, float] | None
+    delays: list[float]
+    stale_after_drop: int
+
+
+def measure_tracking(value: str, *, key: str = "product:42", writes: int = 30,
+                     calls: int = 300) -> TrackingResult:
+    """On a private server: can redis-py's built-in client-side cache talk to it; how long a
+    ``TrackingCache`` hit takes against a GET; and, over ``writes`` writes from another
+    client, how long each invalidation took to arrive and whether any read after it was stale.
+    """
+    from redis.cache import CacheConfig
+
+    from labkit.measure import summarize, time_calls
+    from labkit.server import RedisServer  # imported late: keeps import of this module light
+
+    value = checks.text("value", value)
+    key = checks.text("key", key)
+    writes = checks.integer("writes", writes, low=1, high=10_000)
+    calls = checks.integer("calls", calls, low=1, high=1_000_000)
+    with RedisServer() as tracked:
+        version = str(tracked.client().info("server")["redis_version"])
+        try:
+            builtin = redis.Redis(host=tracked.host, port=tracked.port, protocol=3,
+                                  cache_config=CacheConfig(), decode_responses=True)
+            builtin.ping()
+            how = f"redis-py {redis.__version__} built-in client-side cache"
+            builtin.close()
+        except redis.exceptions.ConnectionError as exc:
+            how = f"TrackingCache (redis-py {redis.__version__} refused: {exc})"
+        if int(version.split(".")[0]) < 6:
+            return TrackingResult(how, version, None, None, [], 0)
+        writer = tracked.client()
+        writer.set(key, value)
+        local = TrackingCache(tracked.client())
+        try:
+            local.get(key)
+            local_hit = summarize(time_calls(lambda: local.get(key), calls))
+            get = summarize(time_calls(lambda: writer.get(key), calls))
+            delays: list[float] = []
+            stale = 0
+            for i in range(writes):
+                written = time.perf_counter()
+                writer.set(key, f"version {i}")
+                deadline = written + 2      # bounded: a lost invalidation shows as inf
+                while key in local.local and time.perf_counter() < deadline:
+                    time.sleep(0.0002)
+                delays.append((local.dropped[-1][1] - written) * 1e6 if local.dropped else math.inf)
+                stale += local.get(key) != f"version {i}"
+        finally:
+            local.close()
+        return TrackingResult(how, version, local_hit, get, delays, stale)
