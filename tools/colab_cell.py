@@ -20,6 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
+from normalize_notebooks import render  # the one on-disk format
+
 CELL_ID = "labkit-colab-setup"
 MARKER = "# labkit-colab-setup"
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n*")
@@ -83,8 +88,8 @@ def update(nb: dict[str, Any], repo: str, ref: str, notebook: str) -> dict[str, 
 
 
 def dumps(nb: dict[str, Any]) -> str:
-    """The notebook in Jupyter's own on-disk format (indent 1, UTF-8, final newline)."""
-    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    """The notebook as the Jupyter server writes it (the normal form the tests check)."""
+    return render(nbformat.from_dict(nb))
 
 
 def main(argv: list[str] | None = None) -> int:
