@@ -624,6 +624,16 @@ def _bus_sent(cluster: Any) -> dict[str, int]:
     return totals
 
 
+def _drain(read: Callable[..., Any], inbox: Inbox, n: int, timeout: float = 5.0) -> None:
+    """Read messages with ``read`` (``get_message`` or ``get_sharded_message``) into ``inbox``
+    until it holds ``n`` or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while inbox.count() < n and time.monotonic() < deadline:
+        msg = read(ignore_subscribe_messages=True, timeout=0.05)
+        if msg is not None:
+            inbox(msg["data"])
+
+
 def sharded_vs_global(cluster: Any, rc: Any, channel: str, n: int = 50) -> list[dict[str, Any]]:
     """``n`` messages with PUBLISH (a SUBSCRIBE on the first node) and ``n`` with SPUBLISH (an
     SSUBSCRIBE, which redis-py's cluster client sends to the shard owning the channel's
@@ -639,11 +649,7 @@ def sharded_vs_global(cluster: Any, rc: Any, channel: str, n: int = 50) -> list[
     wait_for(lambda: sub.get_message(timeout=0.1) is not None)
     before = _bus_sent(cluster)
     said = sum(int(other.publish(channel, str(k))) for k in range(n))
-    deadline = time.monotonic() + 5
-    while inbox.count() < n and time.monotonic() < deadline:
-        msg = sub.get_message(ignore_subscribe_messages=True, timeout=0.05)
-        if msg is not None:
-            inbox(msg["data"])
+    _drain(sub.get_message, inbox, n)
     after = _bus_sent(cluster)
     rows.append({"kind": "PUBLISH / SUBSCRIBE", "receivers reported (sum)": said,
                  "delivered": inbox.count(),
@@ -658,11 +664,7 @@ def sharded_vs_global(cluster: Any, rc: Any, channel: str, n: int = 50) -> list[
     got = Inbox()
     before = _bus_sent(cluster)
     said = sum(int(rc.spublish(channel, str(k))) for k in range(n))
-    deadline = time.monotonic() + 5
-    while got.count() < n and time.monotonic() < deadline:
-        msg = shard.get_sharded_message(ignore_subscribe_messages=True, timeout=0.05)
-        if msg is not None:
-            got(msg["data"])
+    _drain(shard.get_sharded_message, got, n)
     after = _bus_sent(cluster)
     rows.append({"kind": "SPUBLISH / SSUBSCRIBE", "receivers reported (sum)": said,
                  "delivered": got.count(),
