@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from labkit.checks import as_text as as_text
-from labkit.checks import prefix as check_prefix  # noqa: F401  (re-exported until callers move)
 from labkit.client import Client
 
 NAMESPACE_ROOT = "lab"

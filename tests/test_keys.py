@@ -6,7 +6,9 @@ import pytest
 import redis
 
 import labkit
-from labkit.keys import Namespace, as_text, check_prefix, escape_glob, scan_unlink
+from labkit.checks import as_text
+from labkit.checks import prefix as check_prefix
+from labkit.keys import Namespace, escape_glob, scan_unlink
 
 
 def test_key_is_built_under_the_prefix(ns: Namespace) -> None:
