@@ -139,6 +139,8 @@ class Lock:
     - ``"notify"``: register as a waiter and block on its own wake-up list (BLPOP), for at
       most ``max_block`` seconds and never past the holder's remaining lease; a release hands
       the lock over through that list, with this instance's ``ttl`` as the lease, else retry.
+      On a client with a ``socket_timeout``, ``max_block`` is lowered to 0.8 of it (a block
+      longer than the client waits for a reply would end in ``TimeoutError``).
 
     ``timeout`` is the default wait of ``with lock:`` (None waits as long as it takes).
     ``clock``/``sleep`` are injectable for deadline arithmetic; BLPOP itself waits on the
@@ -178,8 +180,14 @@ class Lock:
         self.spin_interval = checks.seconds("spin_interval", spin_interval, cap_ms=_MAX_SLEEP_MS)
         self.backoff_base = checks.seconds("backoff_base", backoff_base, cap_ms=_MAX_SLEEP_MS)
         self.backoff_cap = checks.seconds("backoff_cap", backoff_cap, cap_ms=_MAX_SLEEP_MS)
-        self._max_block_ms = checks.to_ms("max_block", max_block)
-        self.max_block = float(max_block)
+        checks.to_ms("max_block", max_block)
+        # redis-py waits at most socket_timeout for any reply, BLPOP's too: a longer block
+        # would raise TimeoutError in the middle of a wait, so one block stays below it.
+        read_timeout = socket_timeout(r)
+        self.max_block = float(
+            max_block if read_timeout is None else min(max_block, 0.8 * read_timeout)
+        )
+        self._max_block_ms = checks.to_ms("max_block", self.max_block)
         for arg, value in (("clock", clock), ("sleep", sleep)):
             if not callable(value):
                 raise TypeError(f"{arg} must be callable, not {type(value).__name__}")
@@ -339,6 +347,13 @@ class Lock:
 
 
 COMPARE_AND_DELETE = scripts.load("common/compare_and_delete")
+
+
+def socket_timeout(r: Client) -> float | None:
+    """The client's read timeout in seconds (None: it waits for a reply as long as it takes)."""
+    pool = getattr(r, "connection_pool", None) or getattr(r, "nodes_manager", None)
+    timeout = (getattr(pool, "connection_kwargs", None) or {}).get("socket_timeout")
+    return None if timeout is None else float(timeout)
 
 
 def server_compare_and_delete(r: Client) -> str | None:

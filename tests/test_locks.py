@@ -771,3 +771,22 @@ def test_an_interrupted_waiter_passes_on_a_grant_it_was_handed(
     assert calls == 3 and waiter.fencing_token is None
     assert not holder.locked()  # the unused grant was released on the way out
     assert [k for k in ns.keys() if k != holder.keys.fence] == []
+
+
+def test_one_block_stays_below_the_clients_socket_timeout(r: redis.Redis, ns: Namespace) -> None:
+    # redis-py applies socket_timeout to BLPOP's reply too: a longer block would raise
+    # TimeoutError in the middle of a wait.
+    if hasattr(r, "get_node_from_key"):
+        pytest.skip("a single-node client is enough to build one with a socket timeout")
+    kwargs = r.connection_pool.connection_kwargs
+    short = redis.Redis(host=kwargs["host"], port=kwargs["port"], password=kwargs.get("password"),
+                        socket_timeout=0.5)
+    try:
+        holder, waiter = make(r, ns, ttl=5.0), make(short, ns, max_block=2.0)
+        assert waiter.max_block == 0.4
+        holder.acquire()
+        assert waiter.acquire(timeout=1.2) is None  # three bounded blocks, no TimeoutError
+        holder.release()
+    finally:
+        short.close()
+    assert [k for k in ns.keys() if k != holder.keys.fence] == []
