@@ -401,7 +401,7 @@ class RedisLock:
     Defects:
 
     - L1: when ``acquire()`` times out, the ``with`` body runs anyway, without the lock.
-    - L2: every waiter polls every 10 ms (about 100 commands/s per waiter on the server),
+    - L2: every waiter polls every 10 ms (at most 100 SET NX a second per waiter: a 10 ms sleep plus the round trip),
       and whoever polls at the right moment wins: no order among waiters.
     - L3: a body that runs longer than ``timeout`` loses the lock silently: nothing extends
       it, and ``release()`` returning 0 is ignored.
