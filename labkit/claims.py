@@ -18,8 +18,7 @@ or a :class:`Bound`; ``Bound.where(text, predicate)`` judges measurements that a
 number (a list that must rise, say). The same bound judges the measurement and the control.
 
 Every claim keeps the numbers it was judged on, so a failing CI run says which lesson broke
-and by how much, not just "assert False". ``check(...)`` is the older form (a claim judged by
-a bool the caller computed, no control); it keeps working for the notebooks not yet moved.
+and by how much, not just "assert False".
 """
 
 from __future__ import annotations
@@ -193,26 +192,6 @@ class Claims:
             }
         )
         return holds
-
-    def check(self, claim: str, measured: Any, expected: str, holds: bool) -> bool:
-        """The older form: a claim judged by ``holds``, computed by the caller, no control.
-
-        Kept for the notebooks not yet moved to :meth:`add`; new claims use ``add``.
-        """
-        if not isinstance(claim, str) or not claim:
-            raise ValueError("claim must be a non-empty string")
-        self.rows.append(
-            {
-                "claim": claim,
-                "measured": measured,
-                "bound": expected,
-                "control": "none (check)",
-                "margin": "—",
-                "holds": bool(holds),
-                "_failure": f"measured {measured!r}, expected {expected}",
-            }
-        )
-        return bool(holds)
 
     def table(self) -> pd.DataFrame:
         """One row per claim: claim, measured, bound, control, margin, holds."""

@@ -97,15 +97,9 @@ def test_bad_bounds_are_refused() -> None:
         claims.add("x", "fast", (">=", 1), control=0)
 
 
-def test_check_still_works_for_notebooks_not_yet_moved() -> None:
-    claims = Claims()
-    claims.check("fast", 5.2, ">= 3", True)
-    claims.check("fine", 1, "1", True)
-    table = claims.verify()
-    assert table["holds"].all() and table.iloc[0]["bound"] == ">= 3"
-    claims.check("slow", 1.1, ">= 3", False)
-    with pytest.raises(AssertionError, match=r"1 claim\(s\) did not hold: slow: measured 1.1"):
-        claims.verify()
+def test_the_older_check_form_is_gone() -> None:
+    # every claim names its control or says why it has none: no judged-by-a-bool shortcut
+    assert not hasattr(Claims(), "check")
 
 
 def test_no_claims_is_a_failure() -> None:
