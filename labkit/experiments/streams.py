@@ -30,6 +30,7 @@ import itertools
 import json
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -44,15 +45,23 @@ import redis
 
 from labkit import checks, naive
 from labkit.client import Client
-from labkit.streams import DEFAULT_MAX_DELIVERIES, Message, StreamQueue, Worker
+from labkit.streams import DEFAULT_MAX_DELIVERIES, Message, StreamQueue, Worker, WorkerStats
 
 
 def recording_handler(
-    r: Client, seen_key: str, *, fail_field: str | None = None, work_ms: float = 0.0
+    r: Client,
+    seen_key: str,
+    *,
+    fail_field: str | None = None,
+    work_ms: float = 0.0,
+    owner_key: str | None = None,
+    consumer: str | None = None,
 ) -> Callable[[Message], None]:
     """A handler for experiments and tests: counts every delivery of a message id in the
-    hash ``seen_key`` (HINCRBY, one round trip), spends ``work_ms`` "working", then raises
-    ``ValueError`` if the payload has a truthy ``fail_field`` (a poison message).
+    hash ``seen_key`` (HINCRBY) and, given ``owner_key`` and ``consumer``, records in the
+    hash ``owner_key`` which consumer ran it last (HSET, in the same round trip); spends
+    ``work_ms`` "working", then raises ``ValueError`` if the payload has a truthy
+    ``fail_field`` (a poison message).
 
     Idempotent in effect: the set of ids in the hash is the same however often a message
     is delivered; the counts show how often that was."""
@@ -60,9 +69,20 @@ def recording_handler(
     work_s = checks.number("work_ms", work_ms, low=0, high=checks.MAX_MS) / 1000
     if fail_field is not None:
         checks.text("fail_field", fail_field)
+    if (owner_key is None) != (consumer is None):
+        raise ValueError("owner_key and consumer go together: give both or neither")
+    if owner_key is not None:
+        checks.text("owner_key", owner_key)
+        checks.text("consumer", consumer)
 
     def handle(message: Message) -> None:
-        r.hincrby(seen_key, message.id, 1)
+        if owner_key is None:
+            r.hincrby(seen_key, message.id, 1)
+        else:
+            pipe = r.pipeline(transaction=False)
+            pipe.hincrby(seen_key, message.id, 1)
+            pipe.hset(owner_key, message.id, str(consumer))
+            pipe.execute()
         if work_s:
             time.sleep(work_s)
         if fail_field is not None:
@@ -123,14 +143,15 @@ def start_worker_process(
     *,
     fail_field: str | None = None,
     work_ms: float = 0.0,
+    owner_key: str | None = None,
     count: int = 10,
     block_ms: int = 100,
     min_idle_ms: int = 30_000,
     claim_every_s: float = 1.0,
     exit_when_idle: bool = False,
 ) -> subprocess.Popen[str]:
-    """Start a child process running a ``Worker`` with ``recording_handler`` on ``queue``;
-    its stats are printed as JSON on stdout when it stops (SIGTERM/SIGINT or
+    """Start a child process running a ``Worker`` with ``recording_handler`` on ``queue``
+    (given ``owner_key``, the handler records there that ``consumer`` ran each id); its stats are printed as JSON on stdout when it stops (SIGTERM/SIGINT or
     ``exit_when_idle``). The caller owns the process: wait for it, or kill it.
 
     The child runs ``python -m labkit.experiments.streams`` (``main``), which imports
@@ -153,9 +174,27 @@ def start_worker_process(
     ]  # fmt: skip
     if fail_field is not None:
         args += ["--fail-field", checks.text("fail_field", fail_field)]
+    if owner_key is not None:
+        args += ["--owner-key", checks.text("owner_key", owner_key)]
     if exit_when_idle:
         args.append("--exit-when-idle")
     return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+
+
+def run_for(worker: Worker, deadline_s: float) -> tuple[WorkerStats, bool]:
+    """Run ``worker`` (usually ``exit_when_idle``) for at most ``deadline_s`` seconds: a
+    timer calls ``worker.stop()`` then, so a worker that can never drain its group returns
+    (with entries still pending, a number a claim can check) instead of hanging. Returns
+    ``(stats, stopped_by_deadline)``."""
+    checks.number("deadline_s", deadline_s, low=0.001, high=3600)
+    timer = threading.Timer(deadline_s, worker.stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        stats = worker.run()
+    finally:
+        timer.cancel()
+    return stats, worker.stopping
 
 
 # ------------------------------------------------------- the article's queue beside labkit's Worker
@@ -222,6 +261,7 @@ class DefectRun:
     timeline: list[dict[str, Any]]  # one row per tick: pending entries by cause, XLEN
     errors_printed: int  # lines the article's worker printed ("Error processing message")
     n_of: dict[str, int]  # stream id -> message number
+    deadline_hits: int = 0  # labkit steps stopped by their deadline (group never drained)
 
     def stuck(self) -> dict[str, int]:
         """Per defect, the messages never handled (see ``defect_rows``)."""
@@ -260,6 +300,7 @@ def defect_run(
     crash_on: int = 3,
     maxlen: int = 100,
     min_idle_ms: int = 50,
+    deadline_s: float = 3.0,
 ) -> DefectRun:
     """The scripted workload on the article's queue (``variant="naive"``) or labkit's.
 
@@ -269,8 +310,10 @@ def defect_run(
     ``worker-b`` takes over in the same tick. At tick ``crash_b`` ``worker-b`` crashes the
     same way and restarts at once under its own name. The article's worker is
     ``naive.run_worker`` (reads ``>`` only, 5 at a time, acks each success); labkit's is a
-    ``Worker`` with ``count=5`` and ``min_idle_ms`` that runs until its group is idle.
-    labkit's stream is capped with ``maxlen`` (``XADD MAXLEN ~``)."""
+    ``Worker`` with ``count=5`` and ``min_idle_ms`` that runs until its group is idle, or
+    for ``deadline_s`` at most (``run_for``: a worker that cannot drain the group leaves
+    entries pending, counted in the timeline, instead of hanging; ``deadline_hits`` counts
+    such steps). labkit's stream is capped with ``maxlen`` (``XADD MAXLEN ~``)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     checks.text("prefix", prefix)
@@ -279,7 +322,9 @@ def defect_run(
     checks.integer("crash_a", crash_a, low=0, high=ticks - 1)
     checks.integer("crash_b", crash_b, low=crash_a + 1, high=ticks - 1)
     checks.integer("crash_on", crash_on, low=1, high=BATCH)
+    checks.number("deadline_s", deadline_s, low=0.001, high=3600)
     key = f"{prefix}{variant}:{{jobs}}"
+    hits = [0]
     ledger = Ledger({(crash_a, "worker-a"): crash_on, (crash_b, "worker-b"): crash_on})
     n_of: dict[str, int] = {}
     printed = io.StringIO()
@@ -309,11 +354,12 @@ def defect_run(
                 n_of[mid] = n
 
         def step(consumer: str) -> None:
-            Worker(
+            worker = Worker(
                 queue, consumer, lambda m: ledger.handle(int(m.data["n"]), consumer),
                 count=BATCH, block_ms=5, min_idle_ms=min_idle_ms, claim_every_s=0.01,
                 exit_when_idle=True,
-            ).run()  # fmt: skip
+            )  # fmt: skip
+            hits[0] += run_for(worker, deadline_s)[1]
 
     held: dict[str, set[int]] = {"worker-a": set(), "worker-b": set()}
     timeline = []
@@ -340,11 +386,15 @@ def defect_run(
     errors = sum(
         line.startswith("Error processing message") for line in printed.getvalue().splitlines()
     )
-    return DefectRun(variant, stream, group, ticks * per_tick, ledger, held, timeline, errors, n_of)
+    return DefectRun(
+        variant, stream, group, ticks * per_tick, ledger, held, timeline, errors, n_of, hits[0]
+    )
 
 
 def defect_rows(naive_run: DefectRun, labkit_run: DefectRun) -> list[dict[str, Any]]:
-    """The defect table: per defect id, the same count on both runs of ``defect_run``."""
+    """The defect table: per defect id, the same count on both runs of ``defect_run``. Q4
+    (no cap) has no row: at this size ``MAXLEN ~`` has nothing to trim (it drops whole
+    nodes of ~100 entries), so it is measured at scale elsewhere (notebook 04, experiment 5)."""
     stuck = {run.variant: run.stuck() for run in (naive_run, labkit_run)}
     last = {run.variant: run.timeline[-1] for run in (naive_run, labkit_run)}
     rows: list[dict[str, Any]] = [
@@ -353,16 +403,11 @@ def defect_rows(naive_run: DefectRun, labkit_run: DefectRun) -> list[dict[str, A
         {"defect": "Q2", "counted": "entries the crashed worker-a held, never handled by another",
          "labkit uses": "XAUTOCLAIM by any live worker"},
         {"defect": "Q3", "counted": "entries worker-b held at its crash, not handled after its restart",
-         "labkit uses": "recover own pending (XAUTOCLAIM from 0, own entries)"},
+         "labkit uses": "recover own pending (claim.lua own mode: XPENDING for the consumer, then XCLAIM)"},
     ]  # fmt: skip
     for row in rows:
         row["naive"] = stuck["naive"][row["defect"]]
         row["labkit"] = stuck["labkit"][row["defect"]]
-    rows.append(
-        {"defect": "Q4", "counted": f"entries stored after {naive_run.added} added and handled",
-         "naive": last["naive"]["XLEN"], "labkit": last["labkit"]["XLEN"],
-         "labkit uses": "XADD MAXLEN ~"}
-    )  # fmt: skip
     rows.append(
         {"defect": "Q1-Q3", "counted": "entries still pending at the end",
          "naive": last["naive"]["pending"], "labkit": last["labkit"]["pending"],
@@ -372,24 +417,29 @@ def defect_rows(naive_run: DefectRun, labkit_run: DefectRun) -> list[dict[str, A
     return [{c: row[c] for c in cols} for row in rows]
 
 
-def takeover(r: Client, run: DefectRun, *, min_idle_ms: int = 20) -> dict[str, Any]:
+def takeover(
+    r: Client, run: DefectRun, *, min_idle_ms: int = 20, deadline_s: float = 5.0
+) -> dict[str, Any]:
     """Start a labkit ``Worker`` ("fixer") on the stream and group ``run`` left behind (the
     article's), with the same flaky handler (a copy of ``run.ledger``'s attempts, so
-    ``run``'s own counts stay as its workers left them), until the group is idle. Returns
-    pending before/after, the worker's stats and the seconds it took."""
+    ``run``'s own counts stay as its workers left them), until the group is idle or
+    ``deadline_s`` has passed (``run_for``). Returns pending before/after, whether the
+    deadline stopped it, the worker's stats and the seconds it took."""
     queue = StreamQueue(r, run.stream, run.group)
     if queue.stream != run.stream:
         raise ValueError(f"stream {run.stream!r} needs a hash tag to be used as it is")
     before = queue.pending().count
     ledger = Ledger({}, attempts=Counter(run.ledger.attempts))
     t0 = time.perf_counter()
-    stats = Worker(
+    worker = Worker(
         queue, "fixer", lambda m: ledger.handle(int(m.data["n"]), "fixer"), count=100,
         block_ms=5, min_idle_ms=min_idle_ms, claim_every_s=0.01, exit_when_idle=True,
-    ).run()  # fmt: skip
+    )  # fmt: skip
+    stats, stopped = run_for(worker, deadline_s)
     return {
         "pending before": before,
         "pending after": queue.pending().count,
+        "stopped by deadline": stopped,
         "seconds": time.perf_counter() - t0,
         **stats.as_dict(),
     }
@@ -403,11 +453,15 @@ class KillRun:
     """What ``kill_workers`` saw."""
 
     ids: list[str]
-    kills: list[dict[str, Any]]  # t_s, killed, pending_it_held
-    timeline: list[dict[str, Any]]  # t_s, produced, handled, pending
+    kills: list[dict[str, Any]]  # t_s, killed, pending_it_held, cleared_after_s
+    timeline: list[dict[str, Any]]  # t_s, produced, handled, pending, victims_pending
     worker_stats: list[dict[str, Any]]  # the survivors' WorkerStats (killed ones print none)
     seen: dict[str, int]  # order stream id -> deliveries the handler recorded
     held: dict[str, int]  # id a victim held -> its deliveries at the victim's death
+    held_by: dict[str, str]  # id a victim held -> the victim
+    handled_by: dict[str, str]  # order stream id -> the consumer whose handler ran it last
+    missed: list[dict[str, Any]] = field(default_factory=list)  # kills of a worker holding 0
+    not_done: int = 0  # scheduled kills that never found a victim holding entries
 
     @property
     def lost(self) -> int:
@@ -417,6 +471,19 @@ class KillRun:
     def handled_again(self) -> int:
         """Entries a victim held that were handled after it died."""
         return sum(self.seen.get(i, 0) > before for i, before in self.held.items())
+
+    @property
+    def taken_over(self) -> int:
+        """Entries a victim held whose last handler run was another consumer's (the
+        server's record, ``handled_by``): the victim's name never comes back, so only
+        ``XAUTOCLAIM`` by another worker can have handed them over. Unlike the survivors'
+        ``claimed`` stats, this includes claims by workers that were later killed."""
+        return sum(self.handled_by.get(i, victim) != victim for i, victim in self.held_by.items())
+
+    @property
+    def held_per_victim(self) -> list[int]:
+        """Entries each scheduled kill's victim held; 0 for a scheduled kill not done."""
+        return [k["pending_it_held"] for k in self.kills] + [0] * self.not_done
 
 
 def kill_workers(
@@ -437,20 +504,31 @@ def kill_workers(
     """Start ``n_workers`` worker processes (``start_worker_process``) on ``queue``; once all
     are reading, add ``n_orders`` orders at ``rate`` per second, and at each of ``kill_times``
     (seconds into the flow) SIGKILL a live worker that holds pending entries (a seeded
-    choice; one always survives) and start a replacement under a new name. Ends when every
-    order is handled and nothing is pending; survivors get SIGTERM and print their stats.
-    ``on_progress(handled)`` is called as orders are handled."""
+    choice; one always survives) and start a replacement under a new name.
+
+    The victim is picked from ``XPENDING`` before the signal lands, so it may have acked
+    everything in between: a kill after which the victim holds nothing goes to ``missed``
+    (its replacement is started all the same) and another victim is picked for that slot
+    at once. Ends when every order is handled and nothing is pending; a scheduled kill that
+    never found a victim holding entries by then counts in ``not_done``. Survivors get
+    SIGTERM and print their stats. The handlers record, in the hash ``seen_key + ":by"``,
+    which consumer ran each order last (``handled_by``). ``on_progress(handled)`` is called
+    as orders are handled."""
     checks.integer("n_orders", n_orders, low=1, high=10_000_000)
     checks.number("rate", rate, low=1, high=10_000_000)
     checks.integer("n_workers", n_workers, low=2, high=64)
+    checks.text("seen_key", seen_key)
     rng = random.Random(seed)
     schedule = sorted(checks.number("kill_times", t, low=0, high=timeout_s) for t in kill_times)
+    owner_key = seen_key + ":by"
     procs: dict[str, subprocess.Popen[str]] = {}
     numbers = itertools.count()
 
     def launch() -> None:
         name = f"worker-{next(numbers)}"
-        procs[name] = start_worker_process(url, queue, name, seen_key, **worker_opts)
+        procs[name] = start_worker_process(
+            url, queue, name, seen_key, owner_key=owner_key, **worker_opts
+        )
 
     def reading() -> set[str]:
         info: Any = r.xinfo_consumers(queue.stream, queue.group)
@@ -458,9 +536,11 @@ def kill_workers(
 
     ids: list[str] = []
     kills: list[dict[str, Any]] = []
+    missed: list[dict[str, Any]] = []
     timeline: list[dict[str, Any]] = []
     worker_stats: list[dict[str, Any]] = []
     held: dict[str, int] = {}
+    held_by: dict[str, str] = {}
     for _ in range(n_workers):
         launch()
     try:
@@ -480,20 +560,32 @@ def kill_workers(
             live = sorted(reading())
             holding = [c for c, n in queue.pending().consumers.items() if n and c in live]
             if schedule and t >= schedule[0] and len(live) >= 2 and holding:
-                schedule.pop(0)
                 victim = rng.choice(holding)
                 procs[victim].send_signal(signal.SIGKILL)
                 procs.pop(victim).communicate()
                 mine = _pending_ids(r, queue.stream, queue.group, victim)
-                counts = r.hmget(seen_key, mine) if mine else []
-                held.update({i: int(c or 0) for i, c in zip(mine, counts, strict=True)})
-                kills.append({"t_s": round(t, 2), "killed": victim, "pending_it_held": len(mine)})
+                event = {"t_s": round(t, 2), "killed": victim, "pending_it_held": len(mine)}
+                if mine:
+                    schedule.pop(0)
+                    counts = r.hmget(seen_key, mine)
+                    held.update({i: int(c or 0) for i, c in zip(mine, counts, strict=True)})
+                    held_by.update(dict.fromkeys(mine, victim))
+                    kills.append(event)
+                else:
+                    missed.append(event)  # it acked all before the signal landed: re-pick
                 launch()
-            done, pending = int(r.hlen(seen_key)), queue.pending().count
-            timeline.append({"t_s": t, "produced": len(ids), "handled": done, "pending": pending})
+            by_consumer = queue.pending().consumers
+            pending = sum(by_consumer.values())
+            victims = {k["killed"]: by_consumer.get(k["killed"], 0) for k in kills}
+            for k in kills:
+                if "cleared_after_s" not in k and not victims[k["killed"]]:
+                    k["cleared_after_s"] = round(t - k["t_s"], 2)
+            done = int(r.hlen(seen_key))
+            timeline.append({"t_s": t, "produced": len(ids), "handled": done, "pending": pending,
+                             "victims_pending": sum(victims.values())})  # fmt: skip
             if on_progress is not None:
                 on_progress(done)
-            if done == len(ids) == n_orders and pending == 0 and not schedule:
+            if done == len(ids) == n_orders and pending == 0:
                 break
             if t > timeout_s:
                 raise TimeoutError(f"the workers did not finish in {timeout_s} s")
@@ -507,7 +599,11 @@ def kill_workers(
                 worker_stats.append({"worker": name, **json.loads(out)})
     raw: Any = r.hgetall(seen_key)
     seen = {checks.as_text(k): int(v) for k, v in raw.items()}
-    return KillRun(ids, kills, timeline, worker_stats, seen, held)
+    owners: Any = r.hgetall(owner_key)
+    handled_by = {checks.as_text(k): checks.as_text(v) for k, v in owners.items()}
+    return KillRun(
+        ids, kills, timeline, worker_stats, seen, held, held_by, handled_by, missed, len(schedule)
+    )
 
 
 # ---------------------------------------------------------------- throughput
@@ -729,10 +825,17 @@ class _Tally:
 
 
 def _list_queue(
-    r: Client, variant: str, key: str, items: list[str], tally: _Tally, min_idle_ms: int
+    r: Client,
+    variant: str,
+    key: str,
+    items: list[str],
+    tally: _Tally,
+    worker_opts: Mapping[str, Any],
 ) -> tuple[Callable[[str], None], Callable[[], int]]:
     """Fill ``variant``'s queue with ``items``; return ``drain(worker)`` and ``held()`` (what
-    worker w1 holds: popped but unhandled, in its processing list, or pending)."""
+    worker w1 holds: popped but unhandled, in its processing list, or pending). The stream's
+    ``Worker`` gets ``count=10, block_ms=5, exit_when_idle=True`` and ``worker_opts``
+    (``{}``: the Worker's defaults for ``min_idle_ms`` and ``claim_every_s``)."""
     if variant == "list + LPOP":
         r.lpush(key, *items)
 
@@ -756,10 +859,10 @@ def _list_queue(
     q.add_many({"n": i} for i in items)
 
     def drain(worker: str) -> None:
+        opts = {"count": 10, "block_ms": 5, **worker_opts}
         Worker(
-            q, worker, lambda m: tally.handle(m.data["n"], worker), count=10, block_ms=5,
-            min_idle_ms=min_idle_ms, claim_every_s=0.005, exit_when_idle=True,
-        ).run()  # fmt: skip
+            q, worker, lambda m: tally.handle(m.data["n"], worker), exit_when_idle=True, **opts
+        ).run()
 
     return drain, lambda: q.pending().consumers.get("w1", 0)
 
@@ -768,31 +871,51 @@ LIST_VARIANTS = ("list + LPOP", "list + LMOVE", "stream + Worker")
 
 
 def list_vs_stream(
-    r: Client, prefix: str, *, n_messages: int = 1_000, crash_on: int = 50, min_idle_ms: int = 20
+    r: Client,
+    prefix: str,
+    *,
+    n_messages: int = 1_000,
+    crash_on: int = 50,
+    min_idle_ms: int = 20,
+    repeats: int = 3,
 ) -> list[dict[str, Any]]:
     """The same small workload on a list (LPOP), the LMOVE reliable list and a stream: one
-    worker drains ``n_messages`` (no handler work: the queue's own cost, msgs/s); then, on
-    a fresh queue of ``2 * crash_on`` messages, a worker dies on its ``crash_on``-th
-    message and a second worker drains the rest. Counts what the dead worker held and
-    what was lost, without help and after a reaper (``ReliableList.requeue``) ran."""
+    worker drains ``n_messages`` (no handler work: the queue's own cost), ``repeats`` times
+    (interleaved across the three queues), msgs/s as the median; the stream's ``Worker``
+    runs with its default ``min_idle_ms`` and ``claim_every_s``, as in production. Then,
+    on a fresh queue of ``2 * crash_on`` messages, a worker dies on its ``crash_on``-th
+    message and a second worker drains the rest (the stream's workers with ``min_idle_ms``
+    and ``claim_every_s=0.02``, so the takeover happens within the run). Counts what the
+    dead worker held and what was lost, without help and after a reaper
+    (``ReliableList.requeue``) ran."""
     checks.text("prefix", prefix)
     checks.integer("n_messages", n_messages, low=1, high=1_000_000)
     checks.integer("crash_on", crash_on, low=1, high=100_000)
+    checks.integer("min_idle_ms", min_idle_ms, low=0, high=checks.MAX_MS)
+    checks.integer("repeats", repeats, low=1, high=100)
+    speeds: dict[str, list[float]] = {variant: [] for variant in LIST_VARIANTS}
+    for repeat in range(repeats):
+        for variant in LIST_VARIANTS:
+            tag = variant.split()[-1].lower()
+            items = [str(i) for i in range(n_messages)]
+            key = f"{prefix}speed{repeat}:{{{tag}}}"
+            drain, _ = _list_queue(r, variant, key, items, _Tally(None), {})
+            t0 = time.perf_counter()
+            drain("w1")
+            speeds[variant].append(n_messages / (time.perf_counter() - t0))
+            r.delete(key)
     rows = []
     for variant in LIST_VARIANTS:
         tag = variant.split()[-1].lower()
-        items = [str(i) for i in range(n_messages)]
-        drain, _ = _list_queue(r, variant, f"{prefix}speed:{{{tag}}}", items, _Tally(None), 0)
-        t0 = time.perf_counter()
-        drain("w1")
         row: dict[str, Any] = {
             "queue": variant,
-            "msgs/s (1 worker, no handler work)": round(n_messages / (time.perf_counter() - t0)),
+            "msgs/s (1 worker, no handler work, median)": round(statistics.median(speeds[variant])),
         }
         items = [str(i) for i in range(2 * crash_on)]
         tally = _Tally(crash_on)
         key = f"{prefix}crash:{{{tag}}}"
-        drain, held = _list_queue(r, variant, key, items, tally, min_idle_ms)
+        opts = {"min_idle_ms": min_idle_ms, "claim_every_s": 0.02}
+        drain, held = _list_queue(r, variant, key, items, tally, opts)
         with suppress(Crash):
             drain("w1")
         row["held by the dead worker"] = held()
@@ -816,6 +939,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("url", "stream", "group", "consumer", "seen_key"):
         parser.add_argument(name)
     parser.add_argument("--fail-field", default=None)
+    parser.add_argument("--owner-key", default=None)
     parser.add_argument("--work-ms", type=float, default=0.0)
     parser.add_argument("--max-deliveries", type=int, default=DEFAULT_MAX_DELIVERIES)
     parser.add_argument("--count", type=int, default=10)
@@ -834,6 +958,8 @@ def main(argv: list[str] | None = None) -> int:
             "seen_key": args.seen_key,
             "fail_field": args.fail_field,
             "work_ms": args.work_ms,
+            "owner_key": args.owner_key,
+            "consumer": None if args.owner_key is None else args.consumer,
         },
         queue_kwargs={"max_deliveries": args.max_deliveries},
         worker_kwargs={
