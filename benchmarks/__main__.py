@@ -256,6 +256,7 @@ def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str, repeats: int =
         keys = 200 // per_key
         server: dict[tuple[str, str], list[float]] = {}
         latency: dict[tuple[str, str], list[float]] = {}
+        ratio: dict[tuple[str, str], list[float]] = {}
         inner: dict[tuple[str, str], dict[str, float]] = {}
         for rep in range(repeats):
             ping = float(np.median(time_calls(r.ping, 300, warmup=20))) * 1e6
@@ -286,6 +287,7 @@ def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str, repeats: int =
                         raise RuntimeError(f"{name}: {len(samples)} decisions, {n} script calls")
                     server.setdefault((name, path), []).append(usec / n)
                     latency.setdefault((name, path), []).append(float(np.median(samples)) * 1e6)
+                    ratio.setdefault((name, path), []).append(latency[(name, path)][-1] / ping)
                     inner[(name, path)] = {c: round(k / n, 2) for c, k in commands.items()}
             ns.cleanup()
         for (name, path), values in server.items():
@@ -300,7 +302,8 @@ def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str, repeats: int =
                              **{f"µs {k}": round(v, 1) for k, v in spread(pings).items()}})
         for (name, path), values in latency.items():
             latency_rows.append({"limit": limit, "path": path, "variant": name,
-                                 **{f"µs {k}": round(v, 1) for k, v in spread(values).items()}})
+                                 **{f"µs {k}": round(v, 1) for k, v in spread(values).items()},
+                                 **{f"x PING {k}": round(v, 2) for k, v in spread(ratio[(name, path)]).items()}})
     return pd.DataFrame(server_rows), pd.DataFrame(latency_rows)
 
 
@@ -331,7 +334,8 @@ def ratelimit_section(r: Any, ns: labkit.Namespace, url: str) -> str:
         "",
         server.to_markdown(index=False),
         "",
-        "Latency per decision (µs, median of the same calls; PING in the same repeats):",
+        "Latency per decision: µs, the median of the same calls, and that median over the "
+        "median PING of the same repeat (x PING):",
         "",
         latency.to_markdown(index=False),
     ])

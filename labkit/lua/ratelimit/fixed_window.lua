@@ -28,7 +28,7 @@ if count + cost > limit then
 end
 if ARGV[5] == '1' then
   count = count + cost
-  redis.call('SET', KEYS[1], int(win) .. ':' .. int(count), 'PX', ttl(reset))
+  redis.call('SET', KEYS[1], string.format('%.0f:%.0f', win, count), 'PX', ttl(reset))
 end
 if count == 0 then reset = 0 end
 return {1, limit - count, 0, math.ceil(reset)}
