@@ -299,12 +299,39 @@ def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str, repeats: int =
             server_rows.append(row)
         pings = latency.pop(("PING", ""))
         latency_rows.append({"limit": limit, "path": "", "variant": "PING (same repeats)",
-                             **{f"µs {k}": round(v, 1) for k, v in spread(pings).items()}})
+                             **{f"µs {k}": round(v, 1) for k, v in spread(pings).items()},
+                             **{f"x PING {k}": 1.0 for k in ("min", "median", "max")}})
         for (name, path), values in latency.items():
             latency_rows.append({"limit": limit, "path": path, "variant": name,
                                  **{f"µs {k}": round(v, 1) for k, v in spread(values).items()},
                                  **{f"x PING {k}": round(v, 2) for k, v in spread(ratio[(name, path)]).items()}})
     return pd.DataFrame(server_rows), pd.DataFrame(latency_rows)
+
+
+def paired_with_ping(r: Any, ns: labkit.Namespace, url: str, limit: int = 100_000,
+                     pairs: int = 2000) -> dict[str, float]:
+    """A denied limits moving-window hit and a PING, alternating call by call on one machine
+    state: their median latencies, and how often the hit beat the PING just before it."""
+    hit = _ratelimit_variants(r, ns, url, limit)["limits moving window"]
+    hit("paired", limit)
+    hit("paired", 1)
+    clock = time.perf_counter
+    ping_us, hit_us = np.empty(pairs), np.empty(pairs)
+    connections = r.info("stats")["total_connections_received"]
+    r.config_resetstat()
+    for i in range(pairs):
+        t0 = clock()
+        r.ping()
+        t1 = clock()
+        hit("paired", 1)
+        t2 = clock()
+        ping_us[i], hit_us[i] = (t1 - t0) * 1e6, (t2 - t1) * 1e6
+    usec, calls, inner = _script_usec(r)
+    connected = r.info("stats")["total_connections_received"] - connections
+    ns.cleanup()
+    return {"connected": connected, "ping": float(np.median(ping_us)), "hit": float(np.median(hit_us)),
+            "faster": float(np.mean(hit_us < ping_us)), "server": usec / calls,
+            "lindex": inner.get("LINDEX", 0) / calls, "calls": calls, "pairs": pairs}
 
 
 RL_TITLE = "Rate limiting: server time and latency per decision"
@@ -324,6 +351,15 @@ def ratelimit_section(r: Any, ns: labkit.Namespace, url: str) -> str:
             detail = ", ".join(f"{a:.2f} vs {b:.2f}" for a, b in pairs)
             lines.append(f"- {path}: {ours} is {verdict} {theirs} at every limit "
                          f"(median server µs at {' / '.join(f'{x:,}' for x in RL_LIMITS)}: {detail})")
+    p = paired_with_ping(r, ns, url)
+    pairing = (
+        f"Alternating a PING and a denied limits moving-window hit at 100,000 call by call "
+        f"({p['pairs']:,} pairs): median PING {p['ping']:.1f} µs, median hit {p['hit']:.1f} µs; "
+        f"the hit was faster than the PING just before it in {p['faster']:.0%} of pairs. Every "
+        f"hit reached the server: {p['calls']:,} EVALSHA calls, {p['lindex']:g} LINDEX per "
+        f"call, {p['server']:.1f} server µs per call, no failed calls, "
+        f"{p['connected']} new connections."
+    )
     return "\n".join([
         "Server µs per decision: EVALSHA microseconds per call from INFO commandstats after "
         "CONFIG RESETSTAT (they include the commands the script runs), min / median / max over "
@@ -338,6 +374,8 @@ def ratelimit_section(r: Any, ns: labkit.Namespace, url: str) -> str:
         "median PING of the same repeat (x PING):",
         "",
         latency.to_markdown(index=False),
+        "",
+        pairing,
     ])
 
 
