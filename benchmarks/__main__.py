@@ -193,6 +193,7 @@ def bench_floor(r: Any, ns: labkit.Namespace) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------
 
 RL_LIMITS = (10, 1_000, 100_000)
+FLOOR = "floor, no decision: "
 SCRIPT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_evalsha_ro", "cmdstat_eval_ro")
 
 
@@ -211,6 +212,12 @@ def _ratelimit_variants(r: Any, ns: labkit.Namespace, url: str, limit: int
     item = RateLimitItemPerHour(limit)
     log = SlidingLog(r, limit, 3600, prefix=ns.prefix_for(f"sl-{limit}"))
     window = FixedWindow(r, limit, 3600, prefix=ns.prefix_for(f"fw-{limit}"))
+    # the least a decision on the server clock can cost: TIME and the one read a denial
+    # needs, nothing decided or returned (run on the denied path only)
+    time_and_zrange = r.register_script(
+        "local t = redis.call('TIME') local m = redis.call('ZRANGE', KEYS[1], -1, -1) return 0")
+    time_and_get = r.register_script(
+        "local t = redis.call('TIME') local m = redis.call('GET', KEYS[1]) return 0")
     return {
         "labkit SlidingLog": lambda key, cost: log.hit(key, cost),
         "limits moving window": lambda key, cost: moving.hit(item, key, cost=cost),
@@ -218,6 +225,10 @@ def _ratelimit_variants(r: Any, ns: labkit.Namespace, url: str, limit: int
         "limits fixed window": lambda key, cost: fixed.hit(item, key, cost=cost),
         "labkit SlidingLog, now=time.time()": lambda key, cost: log.hit(key, cost, now=time.time()),
         "labkit FixedWindow, now=time.time()": lambda key, cost: window.hit(key, cost, now=time.time()),
+        FLOOR + "TIME + ZRANGE -1 -1": lambda key, cost: (
+            log.hit(key, cost) if cost > 1 else time_and_zrange(keys=log.keys(key))),
+        FLOOR + "TIME + GET": lambda key, cost: (
+            window.hit(key, cost) if cost > 1 else time_and_get(keys=window.keys(key))),
     }
 
 
@@ -264,6 +275,8 @@ def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str, repeats: int =
             for name in names[rep % len(names):] + names[:rep % len(names)]:
                 hit = variants[name]
                 for path in ("denied", "admitted"):
+                    if path == "admitted" and name.startswith(FLOOR):
+                        continue
                     tag = f"{rep}-{name.replace(' ', '-')}"
                     if path == "denied":  # a full window; one refused call loads the script
                         targets, calls = [f"full-{tag}"], 1000
@@ -317,8 +330,8 @@ def paired_with_ping(r: Any, ns: labkit.Namespace, url: str, limit: int = 100_00
     hit("paired", 1)
     clock = time.perf_counter
     ping_us, hit_us = np.empty(pairs), np.empty(pairs)
+    r.config_resetstat()  # also zeroes total_connections_received
     connections = r.info("stats")["total_connections_received"]
-    r.config_resetstat()
     for i in range(pairs):
         t0 = clock()
         r.ping()
