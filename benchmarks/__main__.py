@@ -133,16 +133,19 @@ def round_trips(r: Any, ns: labkit.Namespace) -> dict[str, int]:
 
 
 def server_time(r: Any, op: Callable[[], object], calls: int = CALLS) -> float:
-    """Microseconds the server spends per operation (private server only).
+    """Microseconds the server spends per operation: its top-level commands (private server only).
 
-    Summed from SLOWLOG with a threshold of 0 µs, which logs every top-level command with
-    the duration INFO commandstats would add. Not from commandstats itself: Redis 7 lists a
-    script's (and a transaction's) inner commands there too, inside the EVALSHA's (EXEC's)
-    own time, so a sum over every cmdstat counted a script's work twice.
+    Summed from SLOWLOG with a threshold of 0 µs. Redis 7 lists the commands a script runs in
+    INFO commandstats, and in SLOWLOG, besides the EVALSHA whose time already includes them,
+    so a sum over every cmdstat counted a script's work twice. Redis logs those inner
+    commands under the script's own client (address ``?:0``), which is left out here. Valkey
+    logs them under the caller's address: there an operation that ran a script is counted by
+    its script commands alone (a command it also sent itself would be missed). MULTI/EXEC
+    needs nothing: EXEC is not logged, the commands it runs are, once each.
     """
     labkit.require_private(r, "CONFIG SET slowlog-*")
     saved = r.config_get("slowlog-*")
-    room = max(1024, calls * 16)
+    room = max(1024, calls * 64)
     r.config_set("slowlog-max-len", room)
     r.config_set("slowlog-log-slower-than", 0)
     try:
@@ -155,14 +158,19 @@ def server_time(r: Any, op: Callable[[], object], calls: int = CALLS) -> float:
         r.config_set("slowlog-max-len", saved["slowlog-max-len"])
     if len(entries) >= room:
         raise RuntimeError(f"SLOWLOG filled up ({room} entries): raise its length")
-    ours = ("slowlog", "config")
 
-    def name(entry: dict[str, Any]) -> str:
-        command = entry["command"]
-        command = command.decode() if isinstance(command, bytes) else str(command)
-        return command.split(" ", 1)[0].lower()
+    def text(value: object) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
 
-    return sum(e["duration"] for e in entries if name(e) not in ours) / calls
+    logged = [(text(e["command"]).split(" ", 1)[0].lower(), text(e.get("client_address", "")),
+               e["duration"]) for e in entries]
+    logged = [entry for entry in logged if entry[0] not in ("slowlog", "config")]
+    scripts = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
+    if any(name in scripts for name, _, _ in logged) and all(addr != "?:0" for _, addr, _ in logged):
+        top = [us for name, _, us in logged if name in scripts]  # Valkey: see above
+    else:
+        top = [us for _, addr, us in logged if addr != "?:0"]
+    return sum(top) / calls
 
 
 def bench_floor(r: Any, ns: labkit.Namespace) -> pd.DataFrame:
