@@ -9,6 +9,8 @@ minimum, median and maximum over repeats. Results go to ``benchmarks/RESULTS.md`
     python -m benchmarks                 # everything (a few minutes)
     python -m benchmarks floor peers     # selected sections
     python -m benchmarks locks           # only the lock peers; replaces that table in RESULTS.md
+    python -m benchmarks ratelimit-server  # only the rate-limit peers; replaces their section
+    python -m benchmarks sliding-log     # the sliding log's worst case; replaces its section
 """
 
 from __future__ import annotations
@@ -131,14 +133,44 @@ def round_trips(r: Any, ns: labkit.Namespace) -> dict[str, int]:
 
 
 def server_time(r: Any, op: Callable[[], object], calls: int = CALLS) -> float:
-    """Microseconds the server spends per operation (INFO commandstats; private server only)."""
-    labkit.require_private(r, "CONFIG RESETSTAT")
-    r.config_resetstat()
-    for _ in range(calls):
-        op()
-    stats = r.info("commandstats")
-    busy = sum(v["usec"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config"))
-    return busy / calls
+    """Microseconds the server spends per operation: its top-level commands (private server only).
+
+    Summed from SLOWLOG with a threshold of 0 µs. Redis 7 lists the commands a script runs in
+    INFO commandstats, and in SLOWLOG, besides the EVALSHA whose time already includes them,
+    so a sum over every cmdstat counted a script's work twice. Redis logs those inner
+    commands under the script's own client (address ``?:0``), which is left out here. Valkey
+    logs them under the caller's address: there an operation that ran a script is counted by
+    its script commands alone (a command it also sent itself would be missed). MULTI/EXEC
+    needs nothing: EXEC is not logged, the commands it runs are, once each.
+    """
+    labkit.require_private(r, "CONFIG SET slowlog-*")
+    saved = r.config_get("slowlog-*")
+    room = max(1024, calls * 64)
+    r.config_set("slowlog-max-len", room)
+    r.config_set("slowlog-log-slower-than", 0)
+    try:
+        r.slowlog_reset()
+        for _ in range(calls):
+            op()
+        entries = r.slowlog_get(room)
+    finally:
+        r.config_set("slowlog-log-slower-than", saved["slowlog-log-slower-than"])
+        r.config_set("slowlog-max-len", saved["slowlog-max-len"])
+    if len(entries) >= room:
+        raise RuntimeError(f"SLOWLOG filled up ({room} entries): raise its length")
+
+    def text(value: object) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    logged = [(text(e["command"]).split(" ", 1)[0].lower(), text(e.get("client_address", "")),
+               e["duration"]) for e in entries]
+    logged = [entry for entry in logged if entry[0] not in ("slowlog", "config")]
+    scripts = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
+    if any(name in scripts for name, _, _ in logged) and all(addr != "?:0" for _, addr, _ in logged):
+        top = [us for name, _, us in logged if name in scripts]  # Valkey: see above
+    else:
+        top = [us for _, addr, us in logged if addr != "?:0"]
+    return sum(top) / calls
 
 
 def bench_floor(r: Any, ns: labkit.Namespace) -> pd.DataFrame:
@@ -168,32 +200,204 @@ def bench_floor(r: Any, ns: labkit.Namespace) -> pd.DataFrame:
 # 2. Peers
 # ---------------------------------------------------------------------------------------
 
-def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str) -> pd.DataFrame:
-    """Per-decision latency at a full window, labkit vs the `limits` library."""
+RL_LIMITS = (10, 1_000, 100_000)
+FLOOR = "floor, no decision: "
+SCRIPT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_evalsha_ro", "cmdstat_eval_ro")
+
+
+def _ratelimit_variants(r: Any, ns: labkit.Namespace, url: str, limit: int
+                        ) -> dict[str, Callable[[str, int], object]]:
+    """Each peer's ``hit(key, cost)`` at "``limit`` per hour", labkit with the server clock
+    (and, to show what the clock costs, with the caller's clock as ``now=``, as limits does)."""
     from limits import RateLimitItemPerHour
     from limits.storage import RedisStorage
     from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
     from labkit.ratelimit import FixedWindow, SlidingLog
 
-    storage = RedisStorage(url, key_prefix=ns.key("limits"))
+    storage = RedisStorage(url, key_prefix=ns.key("limits", limit))
     moving, fixed = MovingWindowRateLimiter(storage), FixedWindowRateLimiter(storage)
-    rows = []
-    for limit in (10, 1_000, 100_000):
-        item = RateLimitItemPerHour(limit)
-        variants: dict[str, Callable[[str], object]] = {
-            "labkit SlidingLog": SlidingLog(r, limit, 3600, prefix=ns.key("sl", limit) + ":").hit,
-            "limits moving-window": functools.partial(moving.hit, item),
-            "labkit FixedWindow": FixedWindow(r, limit, 3600, prefix=ns.key("fw", limit) + ":").hit,
-            "limits fixed-window": functools.partial(fixed.hit, item),
-        }
-        for name, hit in variants.items():
-            fill = f"{name.replace(' ', '-')}-{limit}"  # limits strategies share key names
-            for _ in range(limit):  # fill the window, so the log variants hold `limit` entries
-                hit(fill)
-            samples = [median_latency(lambda hit=hit, fill=fill: hit(fill), 300) * 1e6 for _ in range(REPEATS)]
-            rows.append({"limit": limit, "variant": name, **{f"µs {k}": round(v, 1) for k, v in spread(samples).items()}})
-    return pd.DataFrame(rows)
+    item = RateLimitItemPerHour(limit)
+    log = SlidingLog(r, limit, 3600, prefix=ns.prefix_for(f"sl-{limit}"))
+    window = FixedWindow(r, limit, 3600, prefix=ns.prefix_for(f"fw-{limit}"))
+    # the least a decision on the server clock can cost: TIME and the one read a denial
+    # needs, nothing decided or returned (run on the denied path only)
+    time_and_zrange = r.register_script(
+        "local t = redis.call('TIME') local m = redis.call('ZRANGE', KEYS[1], -1, -1) return 0")
+    time_and_get = r.register_script(
+        "local t = redis.call('TIME') local m = redis.call('GET', KEYS[1]) return 0")
+    return {
+        "labkit SlidingLog": lambda key, cost: log.hit(key, cost),
+        "limits moving window": lambda key, cost: moving.hit(item, key, cost=cost),
+        "labkit FixedWindow": lambda key, cost: window.hit(key, cost),
+        "limits fixed window": lambda key, cost: fixed.hit(item, key, cost=cost),
+        "labkit SlidingLog, now=time.time()": lambda key, cost: log.hit(key, cost, now=time.time()),
+        "labkit FixedWindow, now=time.time()": lambda key, cost: window.hit(key, cost, now=time.time()),
+        FLOOR + "TIME + ZRANGE -1 -1": lambda key, cost: (
+            log.hit(key, cost) if cost > 1 else time_and_zrange(keys=log.keys(key))),
+        FLOOR + "TIME + GET": lambda key, cost: (
+            window.hit(key, cost) if cost > 1 else time_and_get(keys=window.keys(key))),
+    }
+
+
+def _script_usec(r: Any) -> tuple[float, int, dict[str, int]]:
+    """(µs in script commands, script calls, inner commands by name) since CONFIG RESETSTAT."""
+    stats = r.info("commandstats")
+    usec = sum(v["usec"] for k, v in stats.items() if k in SCRIPT_COMMANDS)
+    calls = sum(v["calls"] for k, v in stats.items() if k in SCRIPT_COMMANDS)
+    failed = sum(v.get("failed_calls", 0) + v.get("rejected_calls", 0) for v in stats.values())
+    if failed:
+        raise RuntimeError(f"{failed} commands failed during a rate-limit measurement: {stats}")
+    inner = {k.removeprefix("cmdstat_").upper(): v["calls"] for k, v in stats.items()
+             if k not in SCRIPT_COMMANDS and k not in ("cmdstat_config|resetstat", "cmdstat_info")}
+    return usec, calls, inner
+
+
+def bench_ratelimit_peers(r: Any, ns: labkit.Namespace, url: str, repeats: int = 7
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Server µs and latency per decision, labkit vs the `limits` library, on one private server.
+
+    Two paths per limit. "denied": the window already holds ``limit`` (filled by one hit of
+    cost ``limit``), so every call is refused. "admitted": windows filled to ``limit - a``
+    and then ``a`` admitted hits each (``a = min(limit, 200)``, over 200 / a keys).
+    Server time: the script commands' (EVALSHA) microseconds per call in INFO commandstats
+    after CONFIG RESETSTAT, which include the commands the script runs; nothing else is
+    counted. Every repeat runs every variant once, in a rotating order, so drift on the
+    machine hits every variant alike. Latency: the median wall time of the same calls, one
+    round trip each, with PING's median in the same repeat for scale.
+    """
+    labkit.require_private(r, "CONFIG RESETSTAT")
+    server_rows, latency_rows = [], []
+    for limit in RL_LIMITS:
+        variants = _ratelimit_variants(r, ns, url, limit)
+        names = list(variants)
+        per_key = min(limit, 200)
+        keys = 200 // per_key
+        server: dict[tuple[str, str], list[float]] = {}
+        latency: dict[tuple[str, str], list[float]] = {}
+        ratio: dict[tuple[str, str], list[float]] = {}
+        inner: dict[tuple[str, str], dict[str, float]] = {}
+        for rep in range(repeats):
+            ping = float(np.median(time_calls(r.ping, 300, warmup=20))) * 1e6
+            latency.setdefault(("PING", ""), []).append(ping)
+            for name in names[rep % len(names):] + names[:rep % len(names)]:
+                hit = variants[name]
+                for path in ("denied", "admitted"):
+                    if path == "admitted" and name.startswith(FLOOR):
+                        continue
+                    tag = f"{rep}-{name.replace(' ', '-')}"
+                    if path == "denied":  # a full window; one refused call loads the script
+                        targets, calls = [f"full-{tag}"], 1000
+                        hit(targets[0], limit)
+                        hit(targets[0], 1)
+                    else:  # windows with room for `per_key` more
+                        targets, calls = [f"open-{tag}-{i}" for i in range(keys)], per_key
+                        for key in targets:
+                            if limit > per_key:
+                                hit(key, limit - per_key)
+                    samples = []
+                    clock = time.perf_counter
+                    r.config_resetstat()
+                    for key in targets:
+                        for _ in range(calls):
+                            t0 = clock()
+                            hit(key, 1)
+                            samples.append(clock() - t0)
+                    usec, n, commands = _script_usec(r)
+                    if n != len(samples):
+                        raise RuntimeError(f"{name}: {len(samples)} decisions, {n} script calls")
+                    server.setdefault((name, path), []).append(usec / n)
+                    latency.setdefault((name, path), []).append(float(np.median(samples)) * 1e6)
+                    ratio.setdefault((name, path), []).append(latency[(name, path)][-1] / ping)
+                    inner[(name, path)] = {c: round(k / n, 2) for c, k in commands.items()}
+            ns.cleanup()
+        for (name, path), values in server.items():
+            row = {"limit": limit, "path": path, "variant": name,
+                   **{f"server µs {k}": round(v, 2) for k, v in spread(values).items()},
+                   "commands a script ran, per decision": ", ".join(
+                       f"{c}" if k == 1 else f"{c} x{k:g}" for c, k in sorted(inner[(name, path)].items())
+                   ) or "-"}
+            server_rows.append(row)
+        pings = latency.pop(("PING", ""))
+        latency_rows.append({"limit": limit, "path": "", "variant": "PING (same repeats)",
+                             **{f"µs {k}": round(v, 1) for k, v in spread(pings).items()},
+                             **{f"x PING {k}": 1.0 for k in ("min", "median", "max")}})
+        for (name, path), values in latency.items():
+            latency_rows.append({"limit": limit, "path": path, "variant": name,
+                                 **{f"µs {k}": round(v, 1) for k, v in spread(values).items()},
+                                 **{f"x PING {k}": round(v, 2) for k, v in spread(ratio[(name, path)]).items()}})
+    return pd.DataFrame(server_rows), pd.DataFrame(latency_rows)
+
+
+def paired_with_ping(r: Any, ns: labkit.Namespace, url: str, limit: int = 100_000,
+                     pairs: int = 2000) -> dict[str, float]:
+    """A denied limits moving-window hit and a PING, alternating call by call on one machine
+    state: their median latencies, and how often the hit beat the PING just before it."""
+    hit = _ratelimit_variants(r, ns, url, limit)["limits moving window"]
+    hit("paired", limit)
+    hit("paired", 1)
+    clock = time.perf_counter
+    ping_us, hit_us = np.empty(pairs), np.empty(pairs)
+    r.config_resetstat()  # also zeroes total_connections_received
+    connections = r.info("stats")["total_connections_received"]
+    for i in range(pairs):
+        t0 = clock()
+        r.ping()
+        t1 = clock()
+        hit("paired", 1)
+        t2 = clock()
+        ping_us[i], hit_us[i] = (t1 - t0) * 1e6, (t2 - t1) * 1e6
+    usec, calls, inner = _script_usec(r)
+    connected = r.info("stats")["total_connections_received"] - connections
+    ns.cleanup()
+    return {"connected": connected, "ping": float(np.median(ping_us)), "hit": float(np.median(hit_us)),
+            "faster": float(np.mean(hit_us < ping_us)), "server": usec / calls,
+            "lindex": inner.get("LINDEX", 0) / calls, "calls": calls, "pairs": pairs}
+
+
+RL_TITLE = "Rate limiting: server time and latency per decision"
+
+
+def ratelimit_section(r: Any, ns: labkit.Namespace, url: str) -> str:
+    """The rate-limit peers section: the server-time table, a verdict rendered from it, the
+    latency table."""
+    server, latency = bench_ratelimit_peers(r, ns, url)
+    median = server.set_index(["limit", "path", "variant"])["server µs median"]
+    lines = []
+    for path in ("denied", "admitted"):
+        for ours, theirs in (("labkit SlidingLog", "limits moving window"),
+                             ("labkit FixedWindow", "limits fixed window")):
+            pairs = [(median[(limit, path, ours)], median[(limit, path, theirs)]) for limit in RL_LIMITS]
+            verdict = "at or below" if all(a <= b for a, b in pairs) else "NOT at or below"
+            detail = ", ".join(f"{a:.2f} vs {b:.2f}" for a, b in pairs)
+            lines.append(f"- {path}: {ours} is {verdict} {theirs} at every limit "
+                         f"(median server µs at {' / '.join(f'{x:,}' for x in RL_LIMITS)}: {detail})")
+    p = paired_with_ping(r, ns, url)
+    pairing = (
+        f"Alternating a PING and a denied limits moving-window hit at 100,000 call by call "
+        f"({p['pairs']:,} pairs): median PING {p['ping']:.1f} µs, median hit {p['hit']:.1f} µs; "
+        f"the hit was faster than the PING just before it in {p['faster']:.0%} of pairs. Every "
+        f"hit reached the server: {p['calls']:,} EVALSHA calls, {p['lindex']:g} LINDEX per "
+        f"call, {p['server']:.1f} server µs per call, no failed calls, "
+        f"{p['connected']} new connections."
+    )
+    return "\n".join([
+        "Server µs per decision: EVALSHA microseconds per call from INFO commandstats after "
+        "CONFIG RESETSTAT (they include the commands the script runs), min / median / max over "
+        "repeats that interleave the variants. The last column lists the commands the script "
+        "ran per decision (from the same commandstats). Medians, labkit vs limits:",
+        "",
+        *lines,
+        "",
+        server.to_markdown(index=False),
+        "",
+        "Latency per decision: µs, the median of the same calls, and that median over the "
+        "median PING of the same repeat (x PING):",
+        "",
+        latency.to_markdown(index=False),
+        "",
+        pairing,
+    ])
 
 
 def bench_sliding_log_worst_case(r: Any, ns: labkit.Namespace) -> pd.DataFrame:
@@ -446,6 +650,11 @@ def main(sections: list[str]) -> None:
     if sections == ["locks"]:
         replace_locks_table()
         return
+    if sections == ["ratelimit-server"]:
+        with private_server() as (r, ns, server):
+            body = ratelimit_section(r, ns, server.url)
+        replace_section(RL_TITLE, body, "ratelimit-server")
+        return
     if sections == ["sliding-log"]:
         with private_server() as (r, ns, _server):
             table = bench_sliding_log_worst_case(r, ns).to_markdown()
@@ -464,8 +673,7 @@ def main(sections: list[str]) -> None:
                        floor.to_markdown(), ""]
             ns.cleanup()
         if "peers" in wanted:
-            report += ["## 2. Peers\n", "### Rate limiting: per-decision latency with a full window\n",
-                       bench_ratelimit_peers(r, ns, url).to_markdown(index=False), ""]
+            report += ["## 2. Peers\n", f"### {RL_TITLE}\n", ratelimit_section(r, ns, url), ""]
             ns.cleanup()
             report += ["### Locks\n", bench_lock_peers(r, ns, url).to_markdown(), ""]
             ns.cleanup()

@@ -22,7 +22,10 @@ The four limiters:
   bucket of ``burst`` tokens, stored as one value, the theoretical arrival time.
 
 What is guaranteed: every ``hit``/``peek`` is one registered Lua script (one round trip,
-atomic on the server), so concurrent clients cannot both take the last slot. The scripts
+atomic on the server), so concurrent clients cannot both take the last slot. Supported
+servers: Redis 3.2 and later and Valkey (the clock prelude switches Redis 3.2-6.x to effects
+replication before a write follows TIME; Redis 7+ and Valkey always replicate effects, and
+are told apart by ``redis.REDIS_VERSION_NUM``, so they skip that call). The scripts
 are files, ``labkit/lua/ratelimit/<algorithm>.lua``, each led by the shared preludes
 ``labkit/lua/prelude/clock.lua`` and ``ratelimit_clock.lua``; ``SlidingLog.SCRIPT`` (and so
 on) holds the full text, for a notebook to print. Time comes from the server
@@ -72,7 +75,7 @@ What is not guaranteed: limits are per server (no cross-region coordination); ca
 pass their own ``now`` are trusted to use one clock; a clock that runs backwards is treated
 conservatively (the newest window seen so far keeps counting).
 
-Keys, all built in ``_key``: ``<prefix>{<key>}:<kind>``, kind ``fw`` (FixedWindow hash),
+Keys, all built in ``_key``: ``<prefix>{<key>}:<kind>``, kind ``fw`` (FixedWindow string),
 ``log`` (SlidingLog sorted set), ``swc`` (SlidingWindowCounter
 hash), ``tb`` (TokenBucket theoretical arrival time). The default prefix is ``ratelimit:``;
 like every labkit prefix it is the literal start of each key and ends with ``:``.
@@ -207,9 +210,10 @@ class Limiter(ABC):
 class FixedWindow(Limiter):
     """At most ``limit`` per window, windows aligned to multiples of ``window`` since the epoch.
 
-    Cheap (one small hash per key) and easy to explain, but a client can pass ``limit`` at the
-    end of one window and ``limit`` again at the start of the next: ``2 x limit`` within one
-    window length.
+    Cheap (one small string per key, ``<window number>:<count>``: a denial is one GET, an
+    admission one GET and one SET with its expiry) and easy to explain, but a client can pass
+    ``limit`` at the end of one window and ``limit`` again at the start of the next:
+    ``2 x limit`` within one window length.
     """
 
     KIND = ("fw",)
@@ -223,18 +227,26 @@ class SlidingLog(Limiter):
     """Exact: admitted when fewer than ``limit`` admitted units lie in ``(now - window, now]``.
 
     One sorted-set member per admitted unit, scored by its time; members are
-    ``<time>:<n>`` so two requests in the same microsecond are both kept. A rejected request
-    is not recorded: a client retrying in a tight loop gets through as soon as the oldest
-    entry leaves the window.
+    ``<time>:<seq>`` (seq zero-padded, counting the units of one microsecond) so two requests
+    in the same microsecond are both kept. A rejected request is not recorded: a client
+    retrying in a tight loop gets through as soon as the oldest entry leaves the window.
 
-    Bounded work per decision: the live units are counted with ZCOUNT (O(log n)), so expired
-    entries need not be removed first; each ``hit`` removes at most ``cost + TRIM_BATCH`` of
-    the oldest expired entries. A decision right after a full window of ``limit`` entries
-    expired therefore costs the same as any other, instead of removing all of them in one
-    call while every other client of the server waits. The log holds at most ``limit`` live
-    members plus expired ones awaiting removal (fewer by at least ``TRIM_BATCH`` per ``hit``),
-    so memory is O(limit). A ``hit`` of cost ``n`` adds ``n`` members in one script, which is
-    why ``limit`` is at most ``MAX_LIMIT``.
+    A denial on a full window reads one member. A request of cost 1 is refused exactly when
+    the ``limit``-th newest unit is still in the window, and the newest member names that
+    unit's time (the admission that fills the window writes it on its last member; nothing
+    else can fill a window). So the decision is one ``ZRANGE -1 -1`` (O(log n)), whatever
+    the log holds; a cost above 1 reads the ``(limit - cost + 1)``-th newest instead. Units
+    are recorded at ``max(now, newest)``: with a clock that runs back they count from the
+    newest time seen, never shorter, and the newest member stays the last one written.
+
+    Bounded work per admission: the live units are counted with ZCOUNT (O(log n)), so
+    expired entries need not be removed first; each ``hit`` removes at most
+    ``cost + TRIM_BATCH`` of the oldest expired entries. A decision right after a full
+    window of ``limit`` entries expired therefore costs the same as any other, instead of
+    removing all of them in one call while every other client of the server waits. The log
+    holds at most ``limit`` live members plus expired ones awaiting removal (fewer by at
+    least ``TRIM_BATCH`` per ``hit``), so memory is O(limit). A ``hit`` of cost ``n`` adds
+    ``n`` members in one script, which is why ``limit`` is at most ``MAX_LIMIT``.
     """
 
     KIND = ("log",)

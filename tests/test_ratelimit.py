@@ -509,6 +509,77 @@ def test_sliding_log_stays_exact_when_expired_entries_linger(
             admitted.append(t)
 
 
+def _sliding_log_model(
+    events: list[tuple[int, int]], limit: int, window_us: int
+) -> list[tuple[bool, int, int, int]]:
+    """The exact sliding log, in integer µs: (allowed, remaining, retry_us, reset_us) per
+    (time, cost), times in order. Denied: retry when the (limit - cost + 1)-th newest live
+    unit leaves; reset when the newest unit does."""
+    units: list[int] = []
+    out = []
+    for t, cost in events:
+        live = [u for u in units if u > t - window_us]
+        if len(live) + cost <= limit:
+            units += [t] * cost
+            out.append((True, limit - len(live) - cost, 0, window_us))
+        else:
+            blocker = live[-(limit - cost + 1)]
+            out.append((False, limit - len(live), blocker + window_us - t,
+                        max(0, units[-1] + window_us - t)))
+    return out
+
+
+@FAST
+@given(times=st.lists(st.integers(0, 10_000_000), min_size=1, max_size=40).map(sorted),
+       costs=st.lists(st.integers(1, 4), min_size=40, max_size=40),
+       limit=st.integers(1, 8), window_ms=st.integers(50, 4000), batch=st.integers(0, 2))
+def test_sliding_log_matches_the_exact_model_in_every_field(
+    r: redis.Redis, ns: Namespace, times: list[int], costs: list[int], limit: int,
+    window_ms: int, batch: int,
+) -> None:
+    """Every field of every decision, costs above 1 included: the full-window shortcut (the
+    newest member names the limit-th newest unit) answers as the whole log would."""
+
+    class Limiter(SlidingLog):
+        TRIM_BATCH = batch
+
+    limiter = Limiter(r, limit, window_ms / 1000, prefix=ns.prefix)
+    key = fresh_key()
+    events = [(t, min(c, limit)) for t, c in zip(times, costs, strict=False)]
+    got = [limiter.hit(key, cost=c, now=t / 1e6) for t, c in events]
+    want = _sliding_log_model(events, limit, window_ms * 1000)
+    for decision, (allowed, remaining, retry_us, reset_us) in zip(got, want, strict=True):
+        assert decision == Decision(allowed, remaining, retry_us / 1e6, reset_us / 1e6)
+
+
+@FAST
+@given(times=st.lists(st.integers(0, 10_000_000), min_size=1, max_size=40),
+       costs=st.lists(st.integers(1, 3), min_size=40, max_size=40),
+       limit=st.integers(1, 6), window_ms=st.integers(50, 4000))
+def test_sliding_log_with_a_clock_that_runs_back_never_admits_more_than_limit(
+    r: redis.Redis, ns: Namespace, times: list[int], costs: list[int], limit: int,
+    window_ms: int,
+) -> None:
+    """Times in any order: a unit is recorded at the newest time seen (max(now, newest)),
+    and no window of the recorded times holds more than limit units."""
+    limiter = SlidingLog(r, limit, window_ms / 1000, prefix=ns.prefix)
+    key = fresh_key()
+    window_us = window_ms * 1000
+    stamps: list[int] = []
+    for t, cost in zip(times, costs, strict=False):
+        cost = min(cost, limit)
+        decision = limiter.hit(key, cost=cost, now=t / 1e6)
+        if decision.allowed:
+            stamps += [max([t, *stamps])] * cost
+            assert decision.remaining >= 0
+        else:
+            assert decision.retry_after > 0
+    scores = [int(score) for _, score in r.zrange(limiter.keys(key)[0], 0, -1, withscores=True)]
+    assert scores == stamps[len(stamps) - len(scores):]  # the log: the newest recorded units
+    for end in stamps:
+        assert sum(1 for s in stamps if end - window_us < s <= end) <= limit
+
+
 def test_sliding_log_retry_after_is_when_the_oldest_entry_leaves(
     r: redis.Redis, ns: Namespace
 ) -> None:

@@ -2,7 +2,8 @@
 -- uses: clock
 -- clock(): now in microseconds: ARGV[1] when the caller passed now= (virtual time), else
 -- the server's TIME (now_us from the clock prelude).
--- ttl(us): the PEXPIRE/PX argument (whole ms, rounded up, at least 1) for state useful for
+-- ttl(us): the PEXPIRE/PX argument (whole ms, rounded up, at least 1; a Lua number, which
+-- redis.call sends as '%.17g', exact below 2^53) for state useful for
 -- `us` more microseconds of the script's clock. Under virtual time it is at least
 -- VIRTUAL_TTL_MS of real time, a garbage-collection floor: virtual time may run much faster
 -- or slower than real time, and the scripts ignore out-of-date state themselves.
@@ -19,5 +20,5 @@ end
 local function ttl(us)
   local ms = math.max(1, math.ceil(us / 1000))
   if virtual then ms = math.max(ms, VIRTUAL_TTL_MS) end
-  return int(ms)
+  return ms
 end
