@@ -714,3 +714,15 @@ def test_admitted_count_is_the_same_from_one_or_sixteen_threads(
     one = _admitted_by_threads(limiter, "one", 200, 1, now=30.0)
     sixteen = _admitted_by_threads(limiter, "sixteen", 200, 16, now=30.0)
     assert one == sixteen == 37
+
+
+def test_a_sliding_log_shared_by_two_limits_counts_for_each_its_own(
+    r: redis.Redis, ns: Namespace
+) -> None:
+    # The mark a full window leaves on the newest member is for the limit that filled it: a
+    # limiter with a larger limit on the same log (a plan upgraded mid-window) still counts.
+    small = SlidingLog(r, 3, 60, prefix=ns.prefix_for("shared"))
+    large = SlidingLog(r, 5, 60, prefix=ns.prefix_for("shared"))
+    assert [small.hit("u", now=100.0).allowed for _ in range(4)] == [True, True, True, False]
+    assert [large.hit("u", now=101.0).allowed for _ in range(3)] == [True, True, False]
+    assert small.hit("u", now=102.0) == Decision(False, 0, 58.0, 59.0)

@@ -3,8 +3,10 @@
 -- KEYS[1]  sorted set of admitted units, score = time (microseconds), member
 --          '<time>:<seq>' with seq (6 digits, zero-padded) numbering the units of one
 --          microsecond, so the members of one time sort in the order they were admitted.
---          The last member of an admission that fills the window ends in ':<full>', the
---          time of the oldest live unit then: the one that must leave before another fits.
+--          The last member of an admission that fills the window ends in
+--          ':<full>:<limit>': the time of the oldest live unit then (the one that must leave
+--          before another fits) and the limit it was full for, so a limiter with another
+--          limit on the same log does not trust the mark.
 -- ARGV[1]  now in microseconds, or '' for the server clock
 -- ARGV[2]  limit            ARGV[3]  window (microseconds)
 -- ARGV[4]  cost             ARGV[5]  1 = consume, 0 = peek
@@ -34,8 +36,9 @@ local top = redis.call('ZRANGE', key, -1, -1)[1]
 if top then
   local colon = string.find(top, ':', 1, true)
   at = string.sub(top, 1, colon - 1)
-  newest, blocker = tonumber(at), tonumber(string.sub(top, colon + 8))
-  if ARGV[4] == '1' and blocker and blocker > cutoff then  -- a full window: denied
+  local full, full_for = string.match(top, '^(%d+):(%d+)$', colon + 8)
+  newest, blocker = tonumber(at), tonumber(full)
+  if ARGV[4] == '1' and full_for == ARGV[2] and blocker > cutoff then  -- a full window: denied
     return {0, 0, math.ceil(blocker + window - now), math.ceil(newest + window - now)}
   end
   seq = tonumber(string.sub(top, colon + 1, colon + 6))
@@ -58,9 +61,9 @@ if now > newest then at, seq = int(now), 0 end  -- else: record at the newest ti
 local filled = ''  -- the mark for the last member, when this admission fills the window
 if live + cost == limit then
   if live > 0 then  -- the oldest live unit, right after the expired ones
-    filled = ':' .. string.match(redis.call('ZRANGE', key, expired, expired)[1], '^%d+')
+    filled = ':' .. string.match(redis.call('ZRANGE', key, expired, expired)[1], '^%d+') .. ':' .. ARGV[2]
   else
-    filled = ':' .. at
+    filled = ':' .. at .. ':' .. ARGV[2]
   end
 end
 if expired > 0 then
