@@ -12,8 +12,9 @@ The four limiters:
   boundary (``limit`` just before it, ``limit`` just after).
 - ``SlidingLog``: exact. One sorted-set member per admitted request; a request is admitted
   when fewer than ``limit`` admitted requests lie in ``(now - window, now]``. A rejected
-  request is not recorded, so a client that keeps retrying is not locked out, and the log
-  never holds more than ``limit`` members.
+  request is not recorded, so a client that keeps retrying is not locked out. The log holds
+  at most ``limit`` live members, plus expired ones that each admission trims a batch of
+  (a denial writes nothing).
 - ``SlidingWindowCounter``: the current and previous window counts, weighted
   (``estimate = prev * (window - elapsed) / window + curr``, Cloudflare's approximation); a
   request of ``cost`` is admitted when ``estimate + cost <= limit``. O(1) memory, close to the
@@ -240,12 +241,12 @@ class SlidingLog(Limiter):
     newest time seen, never shorter, and the newest member stays the last one written.
 
     Bounded work per admission: the live units are counted with ZCOUNT (O(log n)), so
-    expired entries need not be removed first; each ``hit`` removes at most
-    ``cost + TRIM_BATCH`` of the oldest expired entries. A decision right after a full
+    expired entries need not be removed first; each admission removes at most
+    ``cost + TRIM_BATCH`` of the oldest expired entries (a denied ``hit`` writes nothing). A decision right after a full
     window of ``limit`` entries expired therefore costs the same as any other, instead of
     removing all of them in one call while every other client of the server waits. The log
     holds at most ``limit`` live members plus expired ones awaiting removal (fewer by at
-    least ``TRIM_BATCH`` per ``hit``), so memory is O(limit). A ``hit`` of cost ``n`` adds
+    least ``TRIM_BATCH`` per admission), so memory is O(limit). A ``hit`` of cost ``n`` adds
     ``n`` members in one script, which is why ``limit`` is at most ``MAX_LIMIT``.
     """
 

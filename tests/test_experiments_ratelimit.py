@@ -80,6 +80,8 @@ def test_defect_runs_show_every_defect_beside_a_labkit_that_keeps_the_rule(
     for row in runs.rows:
         if row["defect"] == "R6":
             assert row["naive"] > 100 * row["labkit"]  # a log of 1,000 entries vs two counts
+        elif row["counted"].startswith("TTL"):  # real time: PTTL read after the hit, a stall shortens it
+            assert 1.2 <= row["labkit"] <= 1.5 and row["naive"] == 1, row
         else:
             assert row["labkit"] == pytest.approx(row["the rule allows"], abs=0.01), row
             assert row["naive"] != pytest.approx(row["the rule allows"], abs=0.01), row
@@ -124,3 +126,31 @@ def test_cost_sweep_refuses_a_shared_server(single_client: Any) -> None:
         pytest.skip("connect() started a private server here")
     with pytest.raises(LabkitError, match="commandstats"):
         xr.cost_sweep(single_client, [10], prefix="lab:test:")
+
+
+def test_http_replay_tells_the_true_wait_beside_the_article(single_client: Any, space: Namespace) -> None:
+    from flask import Flask
+
+    from labkit.workloads import VirtualClock
+
+    clock, limiter = VirtualClock(xr.T0), SlidingLog(single_client, 2, 10.0, prefix=space.prefix_for("app"))
+    app = Flask("test-http-replay")
+
+    @app.get("/r")
+    def view() -> Any:
+        from flask import request
+
+        decision = limiter.hit(request.headers["X-Api-Key"], now=clock())
+        return ("no", 429, decision.headers(2)) if not decision.allowed else ("ok", 200, decision.headers(2))
+
+    article = naive.RateLimiter(single_client, prefix=space.prefix_for("article"))
+    sent = [("a", 0), ("a", 4), ("a", 6), ("a", 9), ("b", 9)]
+    rows = xr.http_replay(app.test_client(), article, sent, limit=2, period=10, clock=clock, path="/r")
+    assert [row["status"] for row in rows] == [200, 200, 429, 429, 200]
+    assert [row["Retry-After (labkit)"] for row in rows] == ["", "", "4", "1", ""]
+    assert [row["true wait (s)"] for row in rows] == ["", "", 4, 1, ""]
+    assert [row["retry_after (article)"] for row in rows][2:4] == [10, 10]  # R5: the whole period
+    with pytest.raises(TypeError, match="clock"):
+        xr.http_replay(app.test_client(), article, sent, limit=2, period=10, clock=object())
+    with pytest.raises(ValueError, match="must not decrease"):
+        xr.http_replay(app.test_client(), article, [("a", 5), ("a", 1)], limit=2, period=10, clock=clock)

@@ -14,6 +14,7 @@ What is here:
 - ``decide_trace`` / ``accuracy_rows``: experiment 2's table (four labkit algorithms and the
   article's two limiters on one trace).
 - ``defect_runs``: R1..R7, each on one workload, the article's number beside labkit's.
+- ``http_replay``: requests to a rate-limited Flask app beside the article's middleware (R5).
 - ``cost_sweep``: server time per decision (``INFO commandstats``) and bytes per key as the
   limit grows, the ``limits`` library beside; and the worst-case decision of a sliding log,
   the first one after a full window expired, against removing every expired entry at once.
@@ -143,6 +144,55 @@ def naive_replay(
                 clock.now = t
                 out[i] = limiter.is_allowed(key, limit, window)[0]
     return out
+
+
+def http_replay(
+    web: Any,
+    article: naive.RateLimiter,
+    sent: Iterable[tuple[str, float]],
+    *,
+    limit: int,
+    period: int,
+    clock: Any,
+    path: str = "/report",
+    start: float = T0,
+) -> list[dict[str, Any]]:
+    """Each ``(client, t)`` of ``sent`` sent to a Flask app and to the article's middleware.
+
+    ``web`` is a Flask test client of an app whose ``path`` is limited to ``limit`` per
+    ``period`` s and keyed by the ``X-Api-Key`` header; ``clock`` (a ``VirtualClock``) is the
+    app limiter's clock, set to ``start + t`` before each request. The same request goes to the
+    article's ``rate_limit_middleware(article, client, limit, period)`` on ``naive_clock``.
+    One row per request: the client, ``t``, the status, ``X-RateLimit-Remaining``,
+    ``Retry-After`` (labkit), the true wait on a 429 (until the ``limit``-th newest request
+    the app admitted leaves the window) and the article's ``retry_after``.
+    """
+    if not isinstance(article, naive.RateLimiter):
+        raise TypeError(f"article must be a labkit.naive.RateLimiter, not {type(article).__name__}")
+    if not callable(getattr(clock, "set", None)):
+        raise TypeError(f"clock must have a set(when) method (a VirtualClock), not {type(clock).__name__}")
+    checks.integer("limit", limit, low=1)
+    checks.integer("period", period, low=1)
+    checks.text("path", path)
+    requests = [(checks.text("client", c), t) for c, t in sent]
+    _naive_times(t for _, t in requests)  # each t a number >= 0, in order (kept as given)
+    rows: list[dict[str, Any]] = []
+    admitted_at: dict[str, list[float]] = {}
+    for client, t in requests:
+        clock.set(start + t)
+        resp = web.get(path, headers={"X-Api-Key": client})
+        with naive_clock(start + t):
+            told = naive.rate_limit_middleware(article, client, limit=limit, period=period)
+        live = [a for a in admitted_at.get(client, []) if a > t - period]
+        if resp.status_code == 200:
+            admitted_at.setdefault(client, []).append(t)
+        denied = resp.status_code == 429
+        rows.append({"client": client, "t (s)": t, "status": resp.status_code,
+                     "X-RateLimit-Remaining": resp.headers.get("X-RateLimit-Remaining"),
+                     "Retry-After (labkit)": resp.headers.get("Retry-After", ""),
+                     "true wait (s)": live[-limit] + period - t if denied and len(live) >= limit else "",
+                     "retry_after (article)": told["retry_after"] if told else ""})
+    return rows
 
 
 # -- judging decisions ----------------------------------------------------------------------

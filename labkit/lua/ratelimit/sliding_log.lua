@@ -10,7 +10,7 @@
 -- ARGV[1]  now in microseconds, or '' for the server clock
 -- ARGV[2]  limit            ARGV[3]  window (microseconds)
 -- ARGV[4]  cost             ARGV[5]  1 = consume, 0 = peek
--- ARGV[6]  trim batch: expired entries removed per consuming call, beyond cost
+-- ARGV[6]  trim batch: expired entries removed per admission, beyond cost
 -- reply    {allowed, remaining, retry_after_us, reset_after_us}
 --
 -- A request of cost c fits when at most limit - c units are live, so one unit decides it,
@@ -24,7 +24,7 @@
 -- removed first) and removes at most cost + batch of the oldest expired ones
 -- (ZREMRANGEBYRANK, O(log n + removed)): the work per decision is bounded, and the log
 -- holds at most limit live entries plus expired ones still waiting, which shrink by at
--- least batch per consuming call. Numbers go to redis.call as Lua numbers (sent as
+-- least batch per admission (a denied call writes nothing). Numbers go to redis.call as Lua numbers (sent as
 -- '%.17g', exact for these integers below 2^53); int() only where a string is built.
 
 local now = clock()
