@@ -81,7 +81,7 @@ def test_defect_runs_show_every_defect_beside_a_labkit_that_keeps_the_rule(
         if row["defect"] == "R6":
             assert row["naive"] > 100 * row["labkit"]  # a log of 1,000 entries vs two counts
         elif row["counted"].startswith("TTL"):  # real time: PTTL read after the hit, a stall shortens it
-            assert 1.2 <= row["labkit"] <= 1.5 and row["naive"] == 1, row
+            assert 1.2 <= row["labkit"] <= 1.5 and 0.5 < row["naive"] <= 1.0, row  # EXPIRE int(1.5) = 1 s
         else:
             assert row["labkit"] == pytest.approx(row["the rule allows"], abs=0.01), row
             assert row["naive"] != pytest.approx(row["the rule allows"], abs=0.01), row
