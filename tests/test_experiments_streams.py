@@ -127,6 +127,9 @@ def test_kill_workers_records_what_victims_held_and_that_it_was_handled_again(
     assert len(run.held) == run.kills[0]["pending_it_held"]
     assert set(run.held_by.values()) == {run.kills[0]["killed"]}
     assert run.handled_again == len(run.held)
+    assert run.run_by_victim <= set(run.held)
+    assert run.run_by_victim <= run.handled_twice  # run before the death, again after it
+    assert run.handled_twice == {i for i, n in run.seen.items() if n > 1}
     # the server's record: every entry the victim held was last run by another consumer
     assert run.taken_over == len(run.held)
     assert set(run.handled_by) == set(run.ids)
@@ -206,6 +209,13 @@ def test_list_vs_stream_counts_losses(single: Any) -> None:
     ) == (1, 1, 0)
     assert stream["held by the dead worker"] >= 1
     assert (stream["lost, no help"], stream["lost after a reaper"]) == (0, 0)
+    assert stream["held by the dead worker"] == 1  # count=1: one message per read, like the lists
+
+
+def test_list_vs_stream_refuses_a_bad_count(single: Any) -> None:
+    r, prefix = single
+    with pytest.raises(ValueError, match="count"):
+        rig.list_vs_stream(r, prefix, count=0)
 
 
 def test_probe_refuses_an_empty_key(single: Any) -> None:

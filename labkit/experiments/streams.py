@@ -473,6 +473,17 @@ class KillRun:
         return sum(self.seen.get(i, 0) > before for i, before in self.held.items())
 
     @property
+    def handled_twice(self) -> set[str]:
+        """Orders whose handler ran two or more times."""
+        return {i for i, n in self.seen.items() if n > 1}
+
+    @property
+    def run_by_victim(self) -> set[str]:
+        """Entries a victim held that its handler had already run (done, not yet acked) when
+        it died: each is handled at least twice once another worker claims it."""
+        return {i for i, before in self.held.items() if before >= 1}
+
+    @property
     def taken_over(self) -> int:
         """Entries a victim held whose last handler run was another consumer's (the
         server's record, ``handled_by``): the victim's name never comes back, so only
@@ -834,8 +845,8 @@ def _list_queue(
 ) -> tuple[Callable[[str], None], Callable[[], int]]:
     """Fill ``variant``'s queue with ``items``; return ``drain(worker)`` and ``held()`` (what
     worker w1 holds: popped but unhandled, in its processing list, or pending). The stream's
-    ``Worker`` gets ``count=10, block_ms=5, exit_when_idle=True`` and ``worker_opts``
-    (``{}``: the Worker's defaults for ``min_idle_ms`` and ``claim_every_s``)."""
+    ``Worker`` gets ``count=10, block_ms=5, exit_when_idle=True``, overridden by
+    ``worker_opts`` (without ``min_idle_ms`` / ``claim_every_s``: the Worker's defaults)."""
     if variant == "list + LPOP":
         r.lpush(key, *items)
 
@@ -878,11 +889,14 @@ def list_vs_stream(
     crash_on: int = 50,
     min_idle_ms: int = 20,
     repeats: int = 3,
+    count: int = 1,
 ) -> list[dict[str, Any]]:
     """The same small workload on a list (LPOP), the LMOVE reliable list and a stream: one
     worker drains ``n_messages`` (no handler work: the queue's own cost), ``repeats`` times
     (interleaved across the three queues), msgs/s as the median; the stream's ``Worker``
-    runs with its default ``min_idle_ms`` and ``claim_every_s``, as in production. Then,
+    reads ``count`` messages per ``XREADGROUP`` (default 1, like for like with the lists'
+    one item per ``LPOP`` / ``LMOVE``) and runs with its default ``min_idle_ms`` and
+    ``claim_every_s``, as in production. Then,
     on a fresh queue of ``2 * crash_on`` messages, a worker dies on its ``crash_on``-th
     message and a second worker drains the rest (the stream's workers with ``min_idle_ms``
     and ``claim_every_s=0.02``, so the takeover happens within the run). Counts what the
@@ -893,13 +907,14 @@ def list_vs_stream(
     checks.integer("crash_on", crash_on, low=1, high=100_000)
     checks.integer("min_idle_ms", min_idle_ms, low=0, high=checks.MAX_MS)
     checks.integer("repeats", repeats, low=1, high=100)
+    checks.integer("count", count, low=1, high=100_000)
     speeds: dict[str, list[float]] = {variant: [] for variant in LIST_VARIANTS}
     for repeat in range(repeats):
         for variant in LIST_VARIANTS:
             tag = variant.split()[-1].lower()
             items = [str(i) for i in range(n_messages)]
             key = f"{prefix}speed{repeat}:{{{tag}}}"
-            drain, _ = _list_queue(r, variant, key, items, _Tally(None), {})
+            drain, _ = _list_queue(r, variant, key, items, _Tally(None), {"count": count})
             t0 = time.perf_counter()
             drain("w1")
             speeds[variant].append(n_messages / (time.perf_counter() - t0))
@@ -914,7 +929,7 @@ def list_vs_stream(
         items = [str(i) for i in range(2 * crash_on)]
         tally = _Tally(crash_on)
         key = f"{prefix}crash:{{{tag}}}"
-        opts = {"min_idle_ms": min_idle_ms, "claim_every_s": 0.02}
+        opts = {"count": count, "min_idle_ms": min_idle_ms, "claim_every_s": 0.02}
         drain, held = _list_queue(r, variant, key, items, tally, opts)
         with suppress(Crash):
             drain("w1")
