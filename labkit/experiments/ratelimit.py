@@ -45,6 +45,8 @@ import numpy as np
 
 from labkit import checks, naive
 from labkit.client import is_cluster
+from labkit.experiments.round_trips import command_stats
+from labkit.experiments.round_trips import server_usec as usec_between
 from labkit.ratelimit import (
     ALGORITHMS,
     Decision,
@@ -446,11 +448,6 @@ def defect_runs(r: Any, *, prefix: str) -> DefectRuns:
 # -- experiment 3: server time and memory as the limit grows --------------------------------
 
 
-def _commandstats(r: Any, command: str) -> tuple[int, int]:
-    stats = r.info("commandstats").get(f"cmdstat_{command}", {"calls": 0, "usec": 0})
-    return int(stats["calls"]), int(stats["usec"])
-
-
 def server_usec(r: Any, command: str, op: Callable[[], object]) -> float:
     """Server µs per call of ``command`` while ``op()`` runs (``INFO commandstats``).
 
@@ -462,12 +459,13 @@ def server_usec(r: Any, command: str, op: Callable[[], object]) -> float:
 
 def timed(r: Any, command: str, op: Callable[[], T]) -> tuple[float, T]:
     """``server_usec`` and what ``op()`` returned."""
-    calls0, usec0 = _commandstats(r, command)
+    before = command_stats(r)
     result = op()
-    calls1, usec1 = _commandstats(r, command)
-    if calls1 == calls0:
+    after = command_stats(r)
+    usec = usec_between(before, after, command)
+    if math.isnan(usec):
         raise ValueError(f"op ran no {command!r} on this server")
-    return (usec1 - usec0) / (calls1 - calls0), result
+    return usec, result
 
 
 @contextlib.contextmanager
