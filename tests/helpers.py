@@ -53,6 +53,15 @@ def is_number(value: object, low: float, high: float) -> bool:
     return math.isfinite(as_float) and low <= as_float <= high
 
 
+def is_duration(value: object, cap_ms: float, *, allow_zero: bool = False) -> bool:
+    """Seconds as ``labkit.checks`` takes them: a finite int or float (not ``bool``), above 0
+    (or 0 itself with ``allow_zero``), at most ``cap_ms`` milliseconds."""
+    if not is_number(value, 0, math.inf):
+        return False
+    seconds = float(value)  # type: ignore[arg-type]
+    return (allow_zero or seconds > 0) and seconds * 1000 <= cap_ms
+
+
 def refused_cleanly_or_accepted(
     ns: Any, arg: str, call: Callable[[object], object], valid: bool, value: object
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
+from helpers import is_duration
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.cluster import RedisCluster
@@ -1054,15 +1055,7 @@ PROPERTY = settings(
 
 def _duration_ok(value: object, *, allow_zero: bool = False) -> bool:
     """The contract: a real number of seconds (not bool), 0 < s (or 0 <= s), s <= 2**46 ms."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        seconds = float(value)
-    except OverflowError:
-        return False
-    if math.isnan(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        return False
-    return seconds * 1000 <= MAX_TTL_MS
+    return is_duration(value, MAX_TTL_MS, allow_zero=allow_zero)
 
 
 def _expires(r: redis.Redis, key: str, most_ms: int) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import wait_for
+from helpers import is_duration, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -227,15 +227,7 @@ def valid_duration(arg: str, value: object) -> bool:
     allow_zero, cap_ms, allow_none = DURATIONS[arg]
     if value is None:
         return allow_none
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        seconds = float(value)
-    except OverflowError:
-        return False
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        return False
-    return seconds * 1000 <= cap_ms
+    return is_duration(value, cap_ms, allow_zero=allow_zero)
 
 
 @settings(
