@@ -180,13 +180,12 @@ class Lock:
         self.spin_interval = checks.seconds("spin_interval", spin_interval, cap_ms=_MAX_SLEEP_MS)
         self.backoff_base = checks.seconds("backoff_base", backoff_base, cap_ms=_MAX_SLEEP_MS)
         self.backoff_cap = checks.seconds("backoff_cap", backoff_cap, cap_ms=_MAX_SLEEP_MS)
-        checks.to_ms("max_block", max_block)
+        self.max_block = checks.seconds("max_block", max_block)
         # redis-py waits at most socket_timeout for any reply, BLPOP's too: a longer block
         # would raise TimeoutError in the middle of a wait, so one block stays below it.
         read_timeout = socket_timeout(r)
-        self.max_block = float(
-            max_block if read_timeout is None else min(max_block, 0.8 * read_timeout)
-        )
+        if read_timeout is not None:
+            self.max_block = min(self.max_block, 0.8 * read_timeout)
         self._max_block_ms = checks.to_ms("max_block", self.max_block)
         for arg, value in (("clock", clock), ("sleep", sleep)):
             if not callable(value):
